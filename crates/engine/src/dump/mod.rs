@@ -1,0 +1,244 @@
+//! Checkpoint of one process into an image directory.
+//!
+//! Steps, with the target stopped from the first to the last:
+//! 1. check that the target has nothing stasis cannot save (threads,
+//!    children, seccomp, a changed root);
+//! 2. seize and stop it, blocking its signals;
+//! 3. run system calls inside it to read what /proc does not show
+//!    (signal dispositions, sigaltstack, timers, brk …);
+//! 4. save fds, mappings and private pages, then the process record;
+//! 5. commit the manifest (fsynced), and only then kill the target, or
+//!    resume it with --leave-running.
+//!
+//! Any failure resumes the target as it was and removes what was written.
+
+mod files;
+mod freeze;
+mod memory;
+mod process;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+use stasis_image::{DumpStats, ImageWriter, Manifest, RecordKind};
+use stasis_linux::proc::{self, MapBacking};
+use tracing::info;
+
+use crate::error::{DumpError, DumpStep};
+use freeze::Frozen;
+
+/// What to dump and how.
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    pub pid: i32,
+    pub dir: PathBuf,
+    /// Resume the target after the dump instead of killing it.
+    pub leave_running: bool,
+    /// Save terminal fds, to be reattached to the restoring terminal.
+    pub shell_job: bool,
+}
+
+/// Summary of a finished dump, printed by `stasis dump --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpSummary {
+    pub pid: i32,
+    pub dir: PathBuf,
+    pub vmas: usize,
+    pub fds: usize,
+    pub pages_stored: u64,
+    pub bytes_stored: u64,
+    pub pages_skipped_file: u64,
+    pub pages_skipped_zero: u64,
+    pub frozen_ms: f64,
+    pub total_ms: f64,
+    pub left_running: bool,
+}
+
+/// Dumps `options.pid` into `options.dir`. `progress` is called with the
+/// number of memory bytes written as they are written.
+pub fn dump(options: &DumpOptions, progress: &mut dyn FnMut(u64)) -> Result<DumpSummary, DumpError> {
+    let started = Instant::now();
+    let pid = options.pid;
+    check_supported(pid)?;
+
+    let mut image = ImageWriter::create(&options.dir)?;
+    let mut frozen = Frozen::seize(pid).step(pid, "stopping the process")?;
+    let frozen_at = Instant::now();
+    info!(pid, "process stopped");
+
+    // Threads or children created between the check and the stop.
+    let result = check_supported(pid).and_then(|()| write_image(options, &mut frozen, &mut image, progress));
+    let (manifest, summary) = match result {
+        Ok(done) => done,
+        Err(err) => {
+            image.abort();
+            return Err(release_after_error(frozen, err));
+        }
+    };
+
+    let mut manifest = manifest;
+    manifest.stats.frozen_us = frozen_at.elapsed().as_micros() as u64;
+    manifest.stats.total_us = started.elapsed().as_micros() as u64;
+    if let Err(err) = image.commit(manifest) {
+        return Err(release_after_error(frozen, err.into()));
+    }
+    info!(pid, dir = %options.dir.display(), "image committed");
+
+    if options.leave_running {
+        frozen.release().step(pid, "resuming the process")?;
+    } else {
+        frozen.kill();
+    }
+    Ok(DumpSummary {
+        frozen_ms: frozen_at.elapsed().as_secs_f64() * 1e3,
+        total_ms: started.elapsed().as_secs_f64() * 1e3,
+        left_running: options.leave_running,
+        ..summary
+    })
+}
+
+fn release_after_error(frozen: Frozen, error: DumpError) -> DumpError {
+    let pid = frozen.pid;
+    match frozen.release() {
+        Ok(()) => error,
+        Err(cleanup) => DumpError::Cleanup {
+            pid,
+            error: Box::new(error),
+            cleanup,
+        },
+    }
+}
+
+/// Rejects a target that has state stasis cannot save yet.
+fn check_supported(pid: i32) -> Result<(), DumpError> {
+    if pid == std::process::id() as i32 {
+        return Err(DumpError::Unsupported {
+            pid,
+            reason: "stasis cannot dump itself".into(),
+        });
+    }
+    let status = match proc::status(pid) {
+        Ok(status) => status,
+        Err(_) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+            return Err(DumpError::NoSuchProcess { pid })
+        }
+        Err(err) => return Err(DumpError::Linux { pid, step: "reading /proc/PID/status", source: err }),
+    };
+    if status.tgid != pid {
+        return Err(DumpError::Unsupported {
+            pid,
+            reason: format!("{pid} is a thread of process {}; dump the process instead", status.tgid),
+        });
+    }
+    let threads = proc::threads(pid).step(pid, "listing threads")?;
+    if let Some(extra) = threads.iter().find(|&&tid| tid != pid) {
+        return Err(DumpError::Unsupported {
+            pid,
+            reason: format!(
+                "it has {} threads (thread {extra} besides the main one); multi-threaded processes are not supported yet",
+                threads.len()
+            ),
+        });
+    }
+    let children = proc::children(pid).step(pid, "listing children")?;
+    if let Some(child) = children.first() {
+        return Err(DumpError::Unsupported {
+            pid,
+            reason: format!("it has child process {child}; process trees are not supported yet"),
+        });
+    }
+    if status.seccomp.unwrap_or(0) != 0 {
+        return Err(DumpError::Unsupported {
+            pid,
+            reason: "it runs under a seccomp filter, which stasis cannot save yet".into(),
+        });
+    }
+    let root = proc::read_link(std::path::Path::new(&format!("/proc/{pid}/root"))).step(pid, "reading /proc/PID/root")?;
+    if root != std::path::Path::new("/") {
+        return Err(DumpError::Unsupported {
+            pid,
+            reason: format!("its root directory is {} (chroot), which stasis cannot save yet", root.display()),
+        });
+    }
+    Ok(())
+}
+
+fn write_image(
+    options: &DumpOptions,
+    frozen: &mut Frozen,
+    image: &mut ImageWriter,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Manifest, DumpSummary), DumpError> {
+    let pid = options.pid;
+    let mappings = proc::mappings(pid).step(pid, "reading /proc/PID/smaps")?;
+    let vdso = mappings
+        .iter()
+        .find(|m| m.backing == MapBacking::Vdso)
+        .map(|m| (m.start, m.end))
+        .ok_or_else(|| DumpError::Unsupported {
+            pid,
+            reason: "it has no [vdso] mapping, which stasis needs to run system calls in it".into(),
+        })?;
+
+    let sigmask = frozen.sigmask;
+    let deferred = frozen.deferred.clone();
+    let remote = frozen.remote(vdso).step(pid, "preparing remote system calls")?;
+    let scratch = remote.mmap_anonymous(0, crate::PAGE_SIZE).step(pid, "mapping a scratch page")?;
+    let collected = process::collect(pid, remote, scratch, sigmask, &deferred);
+    remote.munmap(scratch, crate::PAGE_SIZE).step(pid, "unmapping the scratch page")?;
+    let process = collected?;
+
+    let fds = files::collect(pid, options.shell_job, image)?;
+
+    // Read again: the scratch page is gone, and the layout is as it was.
+    let mappings = proc::mappings(pid).step(pid, "reading /proc/PID/smaps")?;
+    let vmas = memory::describe(pid, &mappings)?;
+    let vma_count = vmas.len();
+    let memory_started = Instant::now();
+    let pages_name = stasis_image::format::pages_file_name(pid);
+    let mut pages = image.data_writer(&pages_name, RecordKind::Pages)?;
+    let (map, counts) = memory::write_pages(pid, vmas, &mut pages, pages_name, progress)?;
+    image.finish_data(pages)?;
+    let memory_us = memory_started.elapsed().as_micros() as u64;
+
+    image.write_record(&stasis_image::format::memory_map_file_name(pid), &map)?;
+    image.write_record(&stasis_image::format::fd_table_file_name(pid), &fds)?;
+    let xsave_size = process.threads[0].xstate.0.len() as u32;
+    image.write_record(&stasis_image::format::process_file_name(pid), &process)?;
+
+    let manifest = Manifest {
+        format_version: stasis_image::FORMAT_VERSION,
+        stasis_version: env!("CARGO_PKG_VERSION").to_owned(),
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        host: crate::host::describe(xsave_size),
+        root_pid: pid,
+        processes: vec![pid],
+        files: Vec::new(),
+        stats: DumpStats {
+            frozen_us: 0,
+            memory_us,
+            total_us: 0,
+            pages_stored: counts.stored,
+            pages_skipped_file: counts.skipped_file,
+            pages_skipped_zero: counts.skipped_zero,
+        },
+    };
+    let summary = DumpSummary {
+        pid,
+        dir: options.dir.clone(),
+        vmas: vma_count,
+        fds: fds.fds.len(),
+        pages_stored: counts.stored,
+        bytes_stored: counts.stored * crate::PAGE_SIZE,
+        pages_skipped_file: counts.skipped_file,
+        pages_skipped_zero: counts.skipped_zero,
+        frozen_ms: 0.0,
+        total_ms: 0.0,
+        left_running: options.leave_running,
+    };
+    Ok((manifest, summary))
+}

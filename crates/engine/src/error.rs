@@ -1,0 +1,110 @@
+//! Errors of dump and restore.
+
+use std::path::PathBuf;
+
+use stasis_image::ImageError;
+use stasis_linux::LinuxError;
+
+/// Why a dump failed. The target is left running as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error("process {pid} not found")]
+    NoSuchProcess { pid: i32 },
+
+    #[error("cannot dump pid {pid}: {reason}")]
+    Unsupported { pid: i32, reason: String },
+
+    #[error("dumping pid {pid} failed while {step}")]
+    Linux {
+        pid: i32,
+        step: &'static str,
+        #[source]
+        source: LinuxError,
+    },
+
+    #[error("writing the image failed")]
+    Image(#[from] ImageError),
+
+    #[error("failed to read {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{error}; afterwards, resuming pid {pid} also failed: {cleanup}")]
+    Cleanup {
+        pid: i32,
+        error: Box<DumpError>,
+        cleanup: LinuxError,
+    },
+}
+
+/// Why a restore failed. Any process it created has been killed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("invalid image")]
+    Image(#[from] ImageError),
+
+    #[error("pid {pid} is in use by another process ({comm}); stop that process, or restore where the pid is free")]
+    PidInUse { pid: i32, comm: String },
+
+    #[error("{path} changed since the dump: {field} was {recorded}, is now {current}; restore it, or pass --skip-file-checks to accept the change")]
+    FileChanged {
+        path: String,
+        field: &'static str,
+        recorded: String,
+        current: String,
+    },
+
+    #[error("cannot restore on this machine: {reason}")]
+    Incompatible { reason: String },
+
+    #[error("failed to open {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("restoring pid {pid} failed while {step}")]
+    Linux {
+        pid: i32,
+        step: String,
+        #[source]
+        source: LinuxError,
+    },
+
+    #[error("creating pid {pid} failed")]
+    Clone {
+        pid: i32,
+        #[source]
+        source: nix::errno::Errno,
+    },
+}
+
+/// Attaches a step description to Linux-layer errors during a dump.
+pub(crate) trait DumpStep<T> {
+    fn step(self, pid: i32, step: &'static str) -> Result<T, DumpError>;
+}
+
+impl<T> DumpStep<T> for Result<T, LinuxError> {
+    fn step(self, pid: i32, step: &'static str) -> Result<T, DumpError> {
+        self.map_err(|source| DumpError::Linux { pid, step, source })
+    }
+}
+
+/// Attaches a step description to Linux-layer errors during a restore.
+pub(crate) trait RestoreStep<T> {
+    fn step(self, pid: i32, step: impl Into<String>) -> Result<T, RestoreError>;
+}
+
+impl<T> RestoreStep<T> for Result<T, LinuxError> {
+    fn step(self, pid: i32, step: impl Into<String>) -> Result<T, RestoreError> {
+        self.map_err(|source| RestoreError::Linux {
+            pid,
+            step: step.into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,281 @@
+//! Rebuilding the address space inside the new process.
+//!
+//! The new process starts as a copy of stasis. Every mapping except the
+//! kernel's special ones ([vvar], [vvar_vclock], [vdso], [vsyscall]) is
+//! unmapped; the special mappings are moved with mremap to the recorded
+//! addresses; then each recorded VMA is mapped at its address and the
+//! saved pages are read into it by the process itself with pread64 from
+//! the image's pages file, so each byte is copied once, from the page cache
+//! into the process.
+
+use stasis_image::{MemoryMap, Vma, VmaKind};
+use stasis_linux::proc::{self, MapBacking, Mapping};
+use stasis_linux::remote::RemoteProcess;
+use stasis_linux::ptrace;
+use tracing::debug;
+
+use crate::error::{RestoreError, RestoreStep};
+use crate::restore::files::OpenedFiles;
+use crate::PAGE_SIZE;
+
+const RSEQ_FLAG_UNREGISTER: u64 = 1;
+/// Largest transfer of one read(2)-family call on Linux.
+const MAX_IO: u64 = 0x7fff_f000;
+/// Top of the x86-64 user address space with 4-level page tables.
+const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+
+/// Names of VmFlags that madvise(2) sets, with the advice that sets them.
+const ADVICE: [(&str, i32); 8] = [
+    ("dd", libc::MADV_DONTDUMP),
+    ("dc", libc::MADV_DONTFORK),
+    ("wf", libc::MADV_WIPEONFORK),
+    ("hg", libc::MADV_HUGEPAGE),
+    ("nh", libc::MADV_NOHUGEPAGE),
+    ("mg", libc::MADV_MERGEABLE),
+    ("sr", libc::MADV_SEQUENTIAL),
+    ("rr", libc::MADV_RANDOM),
+];
+
+fn special_kind(mapping: &Mapping) -> Option<VmaKind> {
+    match mapping.backing {
+        MapBacking::Vvar => Some(VmaKind::Vvar),
+        MapBacking::VvarVclock => Some(VmaKind::VvarVclock),
+        MapBacking::Vdso => Some(VmaKind::Vdso),
+        _ => None,
+    }
+}
+
+fn is_special(kind: VmaKind) -> bool {
+    matches!(kind, VmaKind::Vvar | VmaKind::VvarVclock | VmaKind::Vdso)
+}
+
+/// Empties the new process down to its special mappings and moves those to
+/// the recorded addresses. Returns the address of a free scratch area of
+/// `scratch_len` bytes, mapped read-write.
+pub fn prepare(remote: &mut RemoteProcess, map: &MemoryMap, scratch_len: u64) -> Result<u64, RestoreError> {
+    let pid = remote.pid();
+    let current = proc::mappings(pid).step(pid, "reading the new process's mappings")?;
+
+    if let Some(config) = ptrace::rseq_configuration(pid).step(pid, "reading the rseq registration")? {
+        remote
+            .syscall(
+                "rseq",
+                libc::SYS_rseq,
+                [config.address, config.size as u64, RSEQ_FLAG_UNREGISTER, config.signature as u64, 0, 0],
+            )
+            .step(pid, "unregistering the inherited rseq area")?;
+    }
+
+    for mapping in &current {
+        if special_kind(mapping).is_none() && mapping.backing != MapBacking::Vsyscall {
+            remote
+                .munmap(mapping.start, mapping.len())
+                .step(pid, format!("unmapping {:x}-{:x}", mapping.start, mapping.end))?;
+        }
+    }
+
+    move_special_mappings(remote, &current, map)?;
+
+    let scratch = free_area(map, &[], scratch_len)?;
+    remote
+        .mmap_anonymous(scratch, scratch_len)
+        .step(pid, "mapping the scratch area")?;
+    Ok(scratch)
+}
+
+/// Moves [vvar], [vvar_vclock] and [vdso] to the addresses in the image,
+/// through a free area so that no move overlaps another mapping.
+fn move_special_mappings(remote: &mut RemoteProcess, current: &[Mapping], map: &MemoryMap) -> Result<(), RestoreError> {
+    let pid = remote.pid();
+    let mut moves = Vec::new();
+    for mapping in current {
+        let Some(kind) = special_kind(mapping) else { continue };
+        let target = map.vmas.iter().find(|vma| vma.kind == kind).ok_or_else(|| RestoreError::Incompatible {
+            reason: format!("this kernel has a {kind:?} mapping that the image does not record; restore on a machine with the dump host's kernel"),
+        })?;
+        if target.end - target.start != mapping.len() {
+            return Err(RestoreError::Incompatible {
+                reason: format!(
+                    "the {kind:?} mapping is {} bytes here but {} bytes in the image; restore on a machine with the dump host's kernel",
+                    mapping.len(),
+                    target.end - target.start
+                ),
+            });
+        }
+        moves.push((mapping.start, mapping.len(), target.start, kind));
+    }
+    for vma in map.vmas.iter().filter(|vma| is_special(vma.kind)) {
+        if !moves.iter().any(|m| m.3 == vma.kind) {
+            return Err(RestoreError::Incompatible {
+                reason: format!("the image has a {:?} mapping that this kernel does not provide", vma.kind),
+            });
+        }
+    }
+    if moves.iter().all(|(from, _, to, _)| from == to) {
+        return Ok(());
+    }
+
+    let lowest = moves.iter().map(|m| m.0).min().unwrap_or(0);
+    let span = moves.iter().map(|m| m.0 + m.1).max().unwrap_or(0) - lowest;
+    let occupied: Vec<(u64, u64)> = moves.iter().map(|m| (m.0, m.0 + m.1)).collect();
+    let temporary = free_area(map, &occupied, span)?;
+
+    for step in 0..2 {
+        for &(from, len, to, kind) in &moves {
+            let (source, destination) = if step == 0 {
+                (from, temporary + (from - lowest))
+            } else {
+                (temporary + (from - lowest), to)
+            };
+            remote
+                .syscall(
+                    "mremap",
+                    libc::SYS_mremap,
+                    [
+                        source,
+                        len,
+                        len,
+                        (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64,
+                        destination,
+                        0,
+                    ],
+                )
+                .step(pid, format!("moving {kind:?} to {destination:x}"))?;
+            if kind == VmaKind::Vdso {
+                remote.relocate_gadget(source, destination);
+            }
+        }
+    }
+    debug!(pid, "special mappings moved");
+    Ok(())
+}
+
+/// Finds `len` bytes of address space that no recorded VMA and none of
+/// `occupied` overlap.
+fn free_area(map: &MemoryMap, occupied: &[(u64, u64)], len: u64) -> Result<u64, RestoreError> {
+    let mut taken: Vec<(u64, u64)> = map.vmas.iter().map(|vma| (vma.start, vma.end)).collect();
+    taken.extend_from_slice(occupied);
+    taken.sort_unstable();
+    // Start high, well clear of where programs and their heaps live.
+    let mut candidate: u64 = 0x1000_0000_0000;
+    while candidate + len < TASK_SIZE {
+        let end = candidate + len;
+        match taken.iter().find(|(start, stop)| *start < end && candidate < *stop) {
+            None => return Ok(candidate),
+            Some(&(_, stop)) => candidate = (stop + 0xffff_ffff) & !0xffff_ffff,
+        }
+    }
+    Err(RestoreError::Incompatible {
+        reason: "no free address range is left for the restore's scratch area".into(),
+    })
+}
+
+/// Maps every recorded VMA and fills in the saved pages.
+pub fn map_and_fill(
+    remote: &mut RemoteProcess,
+    map: &MemoryMap,
+    files: &OpenedFiles,
+    pages_offset: u64,
+) -> Result<(), RestoreError> {
+    let pid = remote.pid();
+    let mut filled = vec![false; map.vmas.len()];
+    for run in &map.pages {
+        if let Some(index) = map.vmas.iter().position(|vma| vma.start <= run.address && run.address < vma.end) {
+            filled[index] = true;
+        }
+    }
+
+    for (vma, &fill) in map.vmas.iter().zip(&filled) {
+        if is_special(vma.kind) {
+            continue;
+        }
+        map_vma(remote, vma, files, fill)?;
+    }
+
+    let pages_fd = std::os::fd::AsRawFd::as_raw_fd(&files.pages) as u64;
+    for run in &map.pages {
+        let mut done = 0;
+        let len = run.pages * PAGE_SIZE;
+        while done < len {
+            let chunk = (len - done).min(MAX_IO);
+            let got = remote
+                .syscall(
+                    "pread64",
+                    libc::SYS_pread64,
+                    [pages_fd, run.address + done, chunk, pages_offset + run.offset + done, 0, 0],
+                )
+                .step(pid, format!("reading pages into {:x}", run.address + done))?;
+            if got == 0 {
+                return Err(RestoreError::Incompatible {
+                    reason: format!("the pages file ended early at offset {}", run.offset + done),
+                });
+            }
+            done += got;
+        }
+    }
+
+    for (vma, &fill) in map.vmas.iter().zip(&filled) {
+        if fill && vma.prot & libc::PROT_WRITE as u32 == 0 {
+            remote
+                .syscall(
+                    "mprotect",
+                    libc::SYS_mprotect,
+                    [vma.start, vma.end - vma.start, vma.prot as u64, 0, 0, 0],
+                )
+                .step(pid, format!("protecting {:x}-{:x}", vma.start, vma.end))?;
+        }
+    }
+    Ok(())
+}
+
+fn map_vma(remote: &mut RemoteProcess, vma: &Vma, files: &OpenedFiles, fill: bool) -> Result<(), RestoreError> {
+    let pid = remote.pid();
+    let mut prot = vma.prot as u64;
+    if fill {
+        prot |= libc::PROT_WRITE as u64;
+    }
+    let mut flags = libc::MAP_FIXED | if vma.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+    let has = |name: &str| vma.vm_flags.iter().any(|flag| flag == name);
+    if has("gd") {
+        flags |= libc::MAP_GROWSDOWN;
+    }
+    if has("nr") {
+        flags |= libc::MAP_NORESERVE;
+    }
+    let (fd, offset) = match vma.kind {
+        VmaKind::File => {
+            let fd = files.mappings.get(&vma.start).copied().ok_or_else(|| RestoreError::Incompatible {
+                reason: format!("no file was opened for the mapping at {:x}", vma.start),
+            })?;
+            (fd as u64, vma.offset)
+        }
+        _ => {
+            flags |= libc::MAP_ANONYMOUS;
+            (u64::MAX, 0)
+        }
+    };
+    let got = remote
+        .syscall(
+            "mmap",
+            libc::SYS_mmap,
+            [vma.start, vma.end - vma.start, prot, flags as u64, fd, offset],
+        )
+        .step(pid, format!("mapping {:x}-{:x}", vma.start, vma.end))?;
+    if got != vma.start {
+        return Err(RestoreError::Incompatible {
+            reason: format!("mmap placed {:x}-{:x} at {got:x}", vma.start, vma.end),
+        });
+    }
+    for (name, advice) in ADVICE {
+        if has(name) {
+            remote
+                .syscall(
+                    "madvise",
+                    libc::SYS_madvise,
+                    [vma.start, vma.end - vma.start, advice as u64, 0, 0, 0],
+                )
+                .step(pid, format!("applying madvise flag {name} to {:x}", vma.start))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! The stasis checkpoint image format.
+//!
+//! An image is a directory of files, each starting with a 32-byte header:
+//! CBOR record files (manifest, processes, memory maps, fd tables) and raw
+//! data files (memory pages, contents of deleted files). The manifest,
+//! written last, lists every other file with its size and BLAKE3 hash.
+//! [`format`] describes the byte layout, and docs/IMAGE-FORMAT.md in the
+//! repository describes the whole format.
+//!
+//! [`ImageWriter`] writes an image and [`Image`] reads one. Reading treats
+//! every file as untrusted: sizes are capped, headers, sizes and hashes are
+//! checked, and decoded records are checked by [`validate`] before use.
+
+pub mod bytes;
+mod error;
+pub mod format;
+mod json;
+mod reader;
+pub mod records;
+pub mod validate;
+mod writer;
+
+pub use bytes::Bytes;
+pub use error::ImageError;
+pub use format::{FORMAT_VERSION, HEADER_SIZE, MANIFEST_NAME, PAGE_DATA_OFFSET, PAGE_SIZE};
+pub use json::{decode_record_file, encode_record_json};
+pub use reader::{DataFile, Image};
+pub use records::*;
+pub use validate::validate_memory_map;
+pub use writer::{DataWriter, ImageWriter};

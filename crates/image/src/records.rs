@@ -1,0 +1,460 @@
+//! Metadata records: the typed contents of an image's record files.
+//!
+//! Each record file holds one of the top-level types here ([`Process`],
+//! [`MemoryMap`], [`FdTable`], [`Manifest`]) encoded as CBOR after the common
+//! file header. Fields are only ever added with `#[serde(default)]`, so an
+//! older image decodes with a newer stasis. Adding a field also raises
+//! [`FORMAT_VERSION`](crate::FORMAT_VERSION): every struct rejects unknown
+//! fields, so an older stasis must not be handed a newer image.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bytes::Bytes;
+use crate::error::ImageError;
+use crate::validate;
+
+/// Kind of record file, stored in the file header so a file cannot be read
+/// as another kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u32)]
+pub enum RecordKind {
+    Manifest = 1,
+    Process = 2,
+    MemoryMap = 3,
+    FdTable = 4,
+    Pages = 5,
+    FileData = 6,
+}
+
+impl RecordKind {
+    /// Returns the kind with the given header value.
+    pub fn from_u32(value: u32) -> Option<RecordKind> {
+        Some(match value {
+            1 => RecordKind::Manifest,
+            2 => RecordKind::Process,
+            3 => RecordKind::MemoryMap,
+            4 => RecordKind::FdTable,
+            5 => RecordKind::Pages,
+            6 => RecordKind::FileData,
+            _ => return None,
+        })
+    }
+
+    /// Returns the lowercase name used in messages and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Manifest => "manifest",
+            RecordKind::Process => "process",
+            RecordKind::MemoryMap => "memory map",
+            RecordKind::FdTable => "fd table",
+            RecordKind::Pages => "pages",
+            RecordKind::FileData => "file data",
+        }
+    }
+
+    /// Returns true for the kinds stored as raw data after the padding
+    /// ([`RecordKind::Pages`], [`RecordKind::FileData`]) rather than as a
+    /// CBOR record.
+    pub fn is_data(self) -> bool {
+        matches!(self, RecordKind::Pages | RecordKind::FileData)
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A type stored as one CBOR record file.
+pub trait Record: Serialize + for<'de> Deserialize<'de> {
+    const KIND: RecordKind;
+
+    /// Checks the record's own fields for values that no dump produces,
+    /// such as unsorted page runs. `path` names the file in errors.
+    /// `Image::read_record` calls this after decoding.
+    fn validate(&self, path: &Path) -> Result<(), ImageError> {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// The image's table of contents, written last: an image without it is
+/// incomplete.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub stasis_version: String,
+    /// Seconds since the Unix epoch when the dump finished.
+    pub created_unix: u64,
+    pub host: Host,
+    /// PID of the process the dump was asked for (the root of the tree).
+    pub root_pid: i32,
+    /// PIDs of every process in the image.
+    pub processes: Vec<i32>,
+    /// Every other file of the image, with its size and hash.
+    pub files: Vec<FileEntry>,
+    #[serde(default)]
+    pub stats: DumpStats,
+}
+
+impl Record for Manifest {
+    const KIND: RecordKind = RecordKind::Manifest;
+
+    fn validate(&self, path: &Path) -> Result<(), ImageError> {
+        validate::validate_manifest(self, path)
+    }
+}
+
+/// The machine the dump ran on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `uname -m`.
+    pub machine: String,
+    pub hostname: String,
+    pub page_size: u64,
+    /// CPU feature flags from /proc/cpuinfo.
+    pub cpu_features: Vec<String>,
+    /// Size in bytes of the XSAVE area (CPUID leaf 0xD) that the
+    /// xstate buffers in this image were read with.
+    pub xsave_size: u32,
+}
+
+/// One file of the image as listed in the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// File name inside the image directory (no path separators).
+    pub name: String,
+    pub kind: RecordKind,
+    /// Size of the whole file in bytes, header included.
+    pub size: u64,
+    /// BLAKE3 hash as 64 lowercase hex digits: of the whole file for a
+    /// record file, of the data after the padding (from byte 4096 on) for
+    /// a pages or file data file.
+    pub blake3: String,
+}
+
+/// Counters and timings of the dump that wrote the image.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DumpStats {
+    /// Time the process was stopped, in microseconds.
+    pub frozen_us: u64,
+    /// Time spent writing memory pages, in microseconds.
+    pub memory_us: u64,
+    /// Whole dump, in microseconds.
+    pub total_us: u64,
+    pub pages_stored: u64,
+    /// Pages present in private file mappings that still equal the file.
+    pub pages_skipped_file: u64,
+    /// Anonymous pages that were never written (absent or the zero page).
+    pub pages_skipped_zero: u64,
+}
+
+/// One process: identity, credentials, limits, signals, threads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    /// Name from /proc/PID/comm.
+    pub comm: String,
+    /// The executable (/proc/PID/exe).
+    pub exe: FileIdentity,
+    pub credentials: Credentials,
+    pub rlimits: Vec<Rlimit>,
+    pub mm: MmFields,
+    pub personality: u32,
+    pub umask: u32,
+    pub timer_slack_ns: u64,
+    /// ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF, in that order.
+    pub itimers: Vec<Itimer>,
+    /// Dispositions of signals 1..=64, except SIGKILL and SIGSTOP.
+    pub sigactions: Vec<SigAction>,
+    /// Signals pending for the whole process (shared queue).
+    pub shared_pending: Vec<Bytes>,
+    pub threads: Vec<Thread>,
+    pub cwd: String,
+    pub root: String,
+}
+
+impl Record for Process {
+    const KIND: RecordKind = RecordKind::Process;
+
+    fn validate(&self, path: &Path) -> Result<(), ImageError> {
+        validate::validate_process(self, path)
+    }
+}
+
+/// Identity of a file on disk, used to check it is unchanged at restore.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileIdentity {
+    pub path: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch.
+    pub mtime_ns: i128,
+    pub mode: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// Real, effective, saved and filesystem UIDs.
+    pub uids: [u32; 4],
+    /// Real, effective, saved and filesystem GIDs.
+    pub gids: [u32; 4],
+    pub groups: Vec<u32>,
+    pub cap_inheritable: u64,
+    pub cap_permitted: u64,
+    pub cap_effective: u64,
+    pub cap_bounding: u64,
+    pub cap_ambient: u64,
+    pub securebits: u32,
+    pub no_new_privs: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rlimit {
+    /// RLIMIT_* number.
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The mm_struct fields that PR_SET_MM_MAP restores.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmFields {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+    pub brk: u64,
+    pub start_stack: u64,
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+    /// The auxiliary vector as (type, value) words, AT_NULL included.
+    pub auxv: Vec<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Itimer {
+    pub interval_us: u64,
+    pub value_us: u64,
+}
+
+/// A signal disposition as struct kernel_sigaction holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigAction {
+    pub signo: u32,
+    /// Handler address, or 0 for SIG_DFL and 1 for SIG_IGN.
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+/// One thread's CPU and signal state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thread {
+    pub tid: i32,
+    /// Name from /proc/PID/task/TID/comm.
+    pub comm: String,
+    pub regs: Registers,
+    /// The NT_X86_XSTATE register set (FPU, SSE, AVX, AVX-512) as the
+    /// kernel returns it.
+    pub xstate: Bytes,
+    pub sigmask: u64,
+    /// Signals pending for this thread, as raw 128-byte siginfo_t.
+    pub pending: Vec<Bytes>,
+    pub sigaltstack: SigAltStack,
+    pub rseq: Option<Rseq>,
+    pub robust_list: RobustList,
+    pub clear_child_tid: u64,
+}
+
+/// x86-64 general registers in struct user_regs_struct order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registers {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub orig_rax: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub eflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+    pub fs_base: u64,
+    pub gs_base: u64,
+    pub ds: u64,
+    pub es: u64,
+    pub fs: u64,
+    pub gs: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigAltStack {
+    pub sp: u64,
+    pub flags: i32,
+    pub size: u64,
+}
+
+/// An rseq registration (PTRACE_GET_RSEQ_CONFIGURATION).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rseq {
+    pub address: u64,
+    pub size: u32,
+    pub signature: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RobustList {
+    pub head: u64,
+    pub len: u64,
+}
+
+/// The address space of one process and where its saved pages are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryMap {
+    pub pid: i32,
+    pub vmas: Vec<Vma>,
+    /// Runs of saved pages, sorted by address, none overlapping.
+    pub pages: Vec<PageRun>,
+    /// Name of the pages file that the runs point into.
+    pub pages_file: String,
+}
+
+impl Record for MemoryMap {
+    const KIND: RecordKind = RecordKind::MemoryMap;
+
+    fn validate(&self, path: &Path) -> Result<(), ImageError> {
+        validate::validate_memory_map_layout(self, path)
+    }
+}
+
+/// One virtual memory area, as in /proc/PID/maps and smaps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    /// PROT_READ | PROT_WRITE | PROT_EXEC bits.
+    pub prot: u32,
+    pub shared: bool,
+    /// Offset into the backing file in bytes.
+    pub offset: u64,
+    pub kind: VmaKind,
+    /// Backing file of a file mapping.
+    pub file: Option<FileIdentity>,
+    /// VmFlags names from smaps ("gd" for growsdown, "lo" for locked …).
+    pub vm_flags: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VmaKind {
+    Anonymous,
+    File,
+    Heap,
+    Stack,
+    Vdso,
+    Vvar,
+    VvarVclock,
+}
+
+/// `pages` consecutive saved pages starting at `address`, stored at
+/// `offset` bytes into the pages file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageRun {
+    pub address: u64,
+    pub pages: u64,
+    pub offset: u64,
+}
+
+/// The open file descriptors of one process, with cwd and root.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FdTable {
+    pub pid: i32,
+    pub fds: Vec<Fd>,
+}
+
+impl Record for FdTable {
+    const KIND: RecordKind = RecordKind::FdTable;
+
+    fn validate(&self, path: &Path) -> Result<(), ImageError> {
+        validate::validate_fd_table(self, path)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fd {
+    pub fd: i32,
+    pub cloexec: bool,
+    pub file: OpenFile,
+}
+
+/// An open file description.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum OpenFile {
+    /// A regular file. `content` names the image file holding the data of
+    /// a file that was deleted while open.
+    Regular {
+        identity: FileIdentity,
+        /// O_* flags from /proc/PID/fdinfo (access mode, O_APPEND …).
+        flags: u32,
+        position: u64,
+        deleted: bool,
+        content: Option<String>,
+    },
+    Directory {
+        identity: FileIdentity,
+        flags: u32,
+        position: u64,
+    },
+    /// A character device opened by path (/dev/null, /dev/urandom …).
+    CharDevice { path: String, rdev: u64, flags: u32 },
+    /// The controlling terminal, saved with --shell-job and reopened as
+    /// the restoring shell's terminal.
+    Terminal { path: String, rdev: u64, flags: u32 },
+}

@@ -1,0 +1,253 @@
+//! Semantic checks on memory maps, processes, fd tables and manifests.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use stasis_image::validate::{validate_fd_table, validate_manifest, validate_process};
+use stasis_image::*;
+
+const PAGES_LEN: u64 = 3 * 4096;
+
+fn check_map(map: &MemoryMap) -> Result<(), ImageError> {
+    validate_memory_map(map, PAGES_LEN, Path::new("mm-100"))
+}
+
+fn assert_map_rejected(map: &MemoryMap, expected: &str) {
+    let error = check_map(map).unwrap_err();
+    assert!(matches!(error, ImageError::Invalid { .. }), "{error}");
+    assert!(error.to_string().contains(expected), "{error}");
+}
+
+#[test]
+fn sample_map_is_valid() {
+    check_map(&sample_memory_map()).unwrap();
+}
+
+#[test]
+fn run_past_end_of_pages() {
+    let mut map = sample_memory_map();
+    map.pages[1].offset = 2 * 4096;
+    assert_map_rejected(&map, "has only 12288 bytes");
+}
+
+#[test]
+fn run_overlapping_previous() {
+    let mut map = sample_memory_map();
+    map.vmas[0].end = 0x40_3000;
+    map.vmas[1].start = 0x40_3000;
+    map.pages[0].pages = 2;
+    map.pages[1].address = 0x40_2000;
+    assert_map_rejected(&map, "overlaps the previous run");
+}
+
+#[test]
+fn runs_out_of_order() {
+    let mut map = sample_memory_map();
+    map.pages.swap(0, 1);
+    assert_map_rejected(&map, "out of order");
+}
+
+#[test]
+fn run_outside_vmas() {
+    let mut map = sample_memory_map();
+    map.pages[1].address = 0x50_0000;
+    assert_map_rejected(&map, "not inside the VMAs");
+}
+
+#[test]
+fn run_past_end_of_vma() {
+    let mut map = sample_memory_map();
+    map.pages[0].pages = 2;
+    map.pages[1].offset = 2 * 4096;
+    map.pages[1].pages = 1;
+    assert_map_rejected(&map, "address 0x402000 is not mapped");
+}
+
+#[test]
+fn run_across_adjacent_vmas() {
+    let mut map = sample_memory_map();
+    map.vmas[1].start = 0x40_2000;
+    map.pages[0].pages = 2;
+    map.pages[1].address = 0x40_3000;
+    check_map(&map).unwrap();
+}
+
+#[test]
+fn run_unaligned_or_empty() {
+    let mut map = sample_memory_map();
+    map.pages[0].address += 1;
+    assert_map_rejected(&map, "not page-aligned");
+
+    let mut map = sample_memory_map();
+    map.pages[0].offset = 100;
+    assert_map_rejected(&map, "offset that is not page-aligned");
+
+    let mut map = sample_memory_map();
+    map.pages[0].pages = 0;
+    assert_map_rejected(&map, "has no pages");
+}
+
+#[test]
+fn run_overflowing() {
+    let mut map = sample_memory_map();
+    map.pages[1].pages = u64::MAX / 2;
+    assert_map_rejected(&map, "too many pages");
+
+    let mut map = sample_memory_map();
+    map.pages[1].offset = u64::MAX - 4095;
+    assert_map_rejected(&map, "largest file offset");
+
+    let mut map = sample_memory_map();
+    map.vmas[1].end = u64::MAX - 4095;
+    map.pages[1].address = u64::MAX - 4095;
+    assert_map_rejected(&map, "largest address");
+}
+
+#[test]
+fn vma_invalid() {
+    let mut map = sample_memory_map();
+    map.vmas[1].end = map.vmas[1].start;
+    assert_map_rejected(&map, "does not end after its start");
+
+    let mut map = sample_memory_map();
+    map.vmas[1].end += 1;
+    assert_map_rejected(&map, "is not page-aligned");
+
+    let mut map = sample_memory_map();
+    map.vmas[0].file = None;
+    assert_map_rejected(&map, "file mapping without a file");
+
+    let mut map = sample_memory_map();
+    map.vmas[0].prot = 8;
+    assert_map_rejected(&map, "protection bits");
+}
+
+#[test]
+fn vmas_overlapping() {
+    let mut map = sample_memory_map();
+    map.vmas[1].start = 0x40_1000;
+    assert_map_rejected(&map, "overlaps the previous VMA");
+}
+
+#[test]
+fn map_without_pages() {
+    let mut map = sample_memory_map();
+    map.pages.clear();
+    map.pages_file.clear();
+    validate_memory_map(&map, 0, Path::new("mm-100")).unwrap();
+
+    let mut map = sample_memory_map();
+    map.pages_file = "../pages".to_string();
+    assert_map_rejected(&map, "file name");
+}
+
+#[test]
+fn process_invalid() {
+    let path = Path::new("process-100");
+    validate_process(&sample_process(), path).unwrap();
+
+    let cases: Vec<(&str, Box<dyn Fn(&mut Process)>)> = vec![
+        ("invalid PID", Box::new(|p| p.pid = 0)),
+        ("no threads", Box::new(|p| p.threads.clear())),
+        (
+            "listed twice",
+            Box::new(|p| p.threads.push(p.threads[0].clone())),
+        ),
+        (
+            "128-byte siginfo_t",
+            Box::new(|p| p.threads[0].pending[0].0.truncate(127)),
+        ),
+        (
+            "128-byte siginfo_t",
+            Box::new(|p| p.shared_pending[0].0.push(0)),
+        ),
+        ("invalid signal 9", Box::new(|p| p.sigactions[0].signo = 9)),
+        (
+            "invalid signal 65",
+            Box::new(|p| p.sigactions[0].signo = 65),
+        ),
+        (
+            "two actions",
+            Box::new(|p| p.sigactions.push(p.sigactions[0].clone())),
+        ),
+        ("at most 3", Box::new(|p| p.itimers.push(Itimer::default()))),
+        ("above hard limit", Box::new(|p| p.rlimits[0].soft = 5000)),
+    ];
+    for (expected, change) in cases {
+        let mut process = sample_process();
+        change(&mut process);
+        let error = validate_process(&process, path).unwrap_err();
+        assert!(error.to_string().contains(expected), "{expected}: {error}");
+    }
+}
+
+#[test]
+fn fd_table_invalid() {
+    let path = Path::new("fds-100");
+    validate_fd_table(&sample_fd_table(), path).unwrap();
+
+    let mut table = sample_fd_table();
+    table.fds[1].fd = 0;
+    let error = validate_fd_table(&table, path).unwrap_err();
+    assert!(error.to_string().contains("listed twice"), "{error}");
+
+    let mut table = sample_fd_table();
+    table.fds[0].fd = -1;
+    let error = validate_fd_table(&table, path).unwrap_err();
+    assert!(
+        error.to_string().contains("invalid file descriptor"),
+        "{error}"
+    );
+
+    let mut table = sample_fd_table();
+    if let OpenFile::Regular { content, .. } = &mut table.fds[1].file {
+        *content = Some("/etc/passwd".to_string());
+    }
+    let error = validate_fd_table(&table, path).unwrap_err();
+    assert!(error.to_string().contains("/etc/passwd"), "{error}");
+}
+
+#[test]
+fn manifest_invalid() {
+    let path = Path::new("manifest");
+    let mut valid = sample_manifest();
+    valid.format_version = 1;
+    validate_manifest(&valid, path).unwrap();
+
+    let entry = FileEntry {
+        name: "pages-100".to_string(),
+        kind: RecordKind::Pages,
+        size: 4096,
+        blake3: "0".repeat(64),
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
+        ("format_version is 0", Box::new(|m| m.format_version = 0)),
+        ("listed twice", Box::new(|m| m.processes.push(PID))),
+        ("invalid PID -1", Box::new(|m| m.processes.push(-1))),
+        (
+            "reserved name",
+            Box::new(|m| m.files[0].name = "manifest".to_string()),
+        ),
+        (
+            "kind manifest",
+            Box::new(|m| m.files[0].kind = RecordKind::Manifest),
+        ),
+        ("multiple of 4096", Box::new(|m| m.files[0].size = 4097)),
+        (
+            "at least 32 bytes",
+            Box::new(|m| {
+                m.files[0].kind = RecordKind::Process;
+                m.files[0].size = 31;
+            }),
+        ),
+    ];
+    for (expected, change) in cases {
+        let mut manifest = valid.clone();
+        manifest.files.push(entry.clone());
+        change(&mut manifest);
+        let error = validate_manifest(&manifest, path).unwrap_err();
+        assert!(error.to_string().contains(expected), "{expected}: {error}");
+    }
+}

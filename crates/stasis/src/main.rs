@@ -1,0 +1,68 @@
+//! The `stasis` command: checkpoint and restart Linux processes.
+//!
+//! Each subcommand lives in its own module under `cmd/`; this file parses
+//! the arguments, sets up logging and prints errors with their causes.
+
+mod cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "stasis", version, about = "Checkpoint and restart Linux processes")]
+struct Cli {
+    /// More log output: -v for steps, -vv for decisions, -vvv for everything.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Dump(cmd::dump::Args),
+    Restore(cmd::restore::Args),
+    Demo(cmd::demo::Args),
+    #[command(hide = true)]
+    DemoWorkload(cmd::demo::WorkloadArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Dump(args) => cmd::dump::run(args),
+        Command::Restore(args) => cmd::restore::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::DemoWorkload(args) => cmd::demo::run_workload(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("stasis: error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("STASIS_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
