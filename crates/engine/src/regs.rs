@@ -66,4 +66,3 @@ pub fn to_user(regs: &Registers) -> libc::user_regs_struct {
         gs: regs.gs,
     }
 }
-

@@ -61,4 +61,3 @@ pub enum LinuxError {
 }
 
 pub type Result<T, E = LinuxError> = std::result::Result<T, E>;
-

@@ -53,12 +53,13 @@ pub fn read_forced(pid: i32, addr: u64, buf: &mut [u8]) -> Result<()> {
         path: path.clone().into(),
         source,
     })?;
-    file.read_exact_at(buf, addr).map_err(|source| LinuxError::Memory {
-        pid,
-        addr,
-        len: buf.len(),
-        errno: Errno::from_raw(source.raw_os_error().unwrap_or(libc::EIO)),
-    })
+    file.read_exact_at(buf, addr)
+        .map_err(|source| LinuxError::Memory {
+            pid,
+            addr,
+            len: buf.len(),
+            errno: Errno::from_raw(source.raw_os_error().unwrap_or(libc::EIO)),
+        })
 }
 
 /// Copies `data` to `addr` in `pid` with process_vm_writev.

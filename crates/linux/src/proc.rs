@@ -60,7 +60,10 @@ pub fn children(pid: i32) -> Result<Vec<i32>> {
     for tid in threads(pid)? {
         let path = PathBuf::from(format!("/proc/{pid}/task/{tid}/children"));
         let text = read_string(&path)?;
-        pids.extend(text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()));
+        pids.extend(
+            text.split_whitespace()
+                .filter_map(|s| s.parse::<i32>().ok()),
+        );
     }
     pids.sort_unstable();
     Ok(pids)
@@ -162,7 +165,10 @@ pub fn fds(pid: i32) -> Result<Vec<i32>> {
 pub enum MapBacking {
     Anonymous,
     /// A file; `deleted` when the kernel appended " (deleted)".
-    File { path: PathBuf, deleted: bool },
+    File {
+        path: PathBuf,
+        deleted: bool,
+    },
     Heap,
     Stack,
     Vdso,
@@ -231,7 +237,9 @@ fn convert_mapping(map: procfs::process::MemoryMap) -> Mapping {
                 },
             }
         }
-        MMapPath::Other(name) if name.trim_matches(|c| c == '[' || c == ']') == "vvar_vclock" => MapBacking::VvarVclock,
+        MMapPath::Other(name) if name.trim_matches(|c| c == '[' || c == ']') == "vvar_vclock" => {
+            MapBacking::VvarVclock
+        }
         MMapPath::Other(name) => MapBacking::Other(name),
         MMapPath::TStack(tid) => MapBacking::Other(format!("[stack:{tid}]")),
         MMapPath::Vsys(key) => MapBacking::Other(format!("/SYSV{key:08x}")),

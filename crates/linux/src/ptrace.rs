@@ -55,7 +55,14 @@ fn request(
 ) -> Result<libc::c_long> {
     // SAFETY: every caller passes addr/data that are either plain integers or
     // pointers to live buffers of the size that request `req` writes or reads.
-    let ret = unsafe { libc::ptrace(req, pid, addr as *mut libc::c_void, data as *mut libc::c_void) };
+    let ret = unsafe {
+        libc::ptrace(
+            req,
+            pid,
+            addr as *mut libc::c_void,
+            data as *mut libc::c_void,
+        )
+    };
     if ret == -1 {
         Err(LinuxError::Ptrace {
             op,
@@ -250,7 +257,11 @@ pub fn peek_pending(pid: i32, shared: bool) -> Result<Vec<[u8; SIGINFO_SIZE]>> {
     loop {
         let args = PeekSiginfoArgs {
             off: all.len() as u64,
-            flags: if shared { libc::PTRACE_PEEKSIGINFO_SHARED } else { 0 },
+            flags: if shared {
+                libc::PTRACE_PEEKSIGINFO_SHARED
+            } else {
+                0
+            },
             nr: BATCH as i32,
         };
         let mut buf = [[0u8; SIGINFO_SIZE]; BATCH];

@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "stasis", version, about = "Checkpoint and restart Linux processes")]
+#[command(
+    name = "stasis",
+    version,
+    about = "Checkpoint and restart Linux processes"
+)]
 struct Cli {
     /// More log output: -v for steps, -vv for decisions, -vvv for everything.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -73,12 +73,25 @@ pub fn collect(pid: i32, shell_job: bool, image: &mut ImageWriter) -> Result<FdT
                         "a terminal; pass --shell-job to save it and reattach it to the restoring terminal",
                     ));
                 }
-                OpenFile::Terminal { path: link, rdev, flags }
+                OpenFile::Terminal {
+                    path: link,
+                    rdev,
+                    flags,
+                }
             } else {
-                OpenFile::CharDevice { path: link, rdev, flags }
+                OpenFile::CharDevice {
+                    path: link,
+                    rdev,
+                    flags,
+                }
             }
         } else {
-            return Err(unsupported(pid, fd, &link, "of a kind stasis cannot save yet"));
+            return Err(unsupported(
+                pid,
+                fd,
+                &link,
+                "of a kind stasis cannot save yet",
+            ));
         };
         fds.push(Fd { fd, cloexec, file });
     }

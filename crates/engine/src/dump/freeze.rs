@@ -53,7 +53,10 @@ impl Frozen {
                 Stop::Event => break,
                 Stop::Signal(signal) => {
                     let info = ptrace::get_siginfo(self.pid)?;
-                    debug!(pid = self.pid, signal, "deferring signal caught while stopping");
+                    debug!(
+                        pid = self.pid,
+                        signal, "deferring signal caught while stopping"
+                    );
                     self.deferred.push(info);
                     ptrace::cont(self.pid, 0)?;
                 }

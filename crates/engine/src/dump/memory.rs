@@ -49,16 +49,27 @@ pub fn describe(pid: i32, mappings: &[Mapping]) -> Result<Vec<Vma>, DumpError> {
                 return Err(unsupported(pid, mapping, "a mapping of a deleted file"))
             }
             MapBacking::File { path, .. } if mapping.shared && is_shmem(path) => {
-                return Err(unsupported(pid, mapping, "shared memory (memfd or /dev/shm)"))
+                return Err(unsupported(
+                    pid,
+                    mapping,
+                    "shared memory (memfd or /dev/shm)",
+                ))
             }
             MapBacking::File { .. } => VmaKind::File,
             MapBacking::Other(name) => {
-                return Err(unsupported(pid, mapping, &format!("a special mapping {name}")))
+                return Err(unsupported(
+                    pid,
+                    mapping,
+                    &format!("a special mapping {name}"),
+                ))
             }
         };
         let file = match &mapping.backing {
             MapBacking::File { path, .. } => {
-                let link = format!("/proc/{pid}/map_files/{:x}-{:x}", mapping.start, mapping.end);
+                let link = format!(
+                    "/proc/{pid}/map_files/{:x}-{:x}",
+                    mapping.start, mapping.end
+                );
                 let identity = file_identity(&path.to_string_lossy(), Path::new(&link))?;
                 if identity.ino != mapping.inode {
                     return Err(unsupported(
@@ -111,7 +122,11 @@ fn unsupported(pid: i32, mapping: &Mapping, what: &str) -> DumpError {
 
 /// Whether the pages of `vma` are ever saved.
 fn holds_private_pages(vma: &Vma) -> bool {
-    !vma.shared && matches!(vma.kind, VmaKind::Anonymous | VmaKind::Heap | VmaKind::Stack | VmaKind::File)
+    !vma.shared
+        && matches!(
+            vma.kind,
+            VmaKind::Anonymous | VmaKind::Heap | VmaKind::Stack | VmaKind::File
+        )
 }
 
 /// Writes the private pages of every VMA into `pages` and returns the memory
@@ -164,7 +179,8 @@ pub fn write_pages(
             let cached = pagemap
                 .scan(vma.start, vma.end, PageFilter::file_pages())
                 .step(pid, "scanning pagemap")?;
-            counts.skipped_file += pagemap::ranges_len(&cached) / PAGE_SIZE + (data_pages - stored_here);
+            counts.skipped_file +=
+                pagemap::ranges_len(&cached) / PAGE_SIZE + (data_pages - stored_here);
         } else {
             counts.skipped_zero += vma_pages - data_pages;
         }
@@ -248,7 +264,9 @@ fn read_file_page(file: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<(
 
 fn push_run(runs: &mut Vec<PageRun>, address: u64, pages: u64, offset: u64) {
     if let Some(last) = runs.last_mut() {
-        if last.address + last.pages * PAGE_SIZE == address && last.offset + last.pages * PAGE_SIZE == offset {
+        if last.address + last.pages * PAGE_SIZE == address
+            && last.offset + last.pages * PAGE_SIZE == offset
+        {
             last.pages += pages;
             return;
         }

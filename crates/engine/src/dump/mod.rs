@@ -57,7 +57,10 @@ pub struct DumpSummary {
 
 /// Dumps `options.pid` into `options.dir`. `progress` is called with the
 /// number of memory bytes written as they are written.
-pub fn dump(options: &DumpOptions, progress: &mut dyn FnMut(u64)) -> Result<DumpSummary, DumpError> {
+pub fn dump(
+    options: &DumpOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<DumpSummary, DumpError> {
     let started = Instant::now();
     let pid = options.pid;
     check_supported(pid)?;
@@ -68,7 +71,8 @@ pub fn dump(options: &DumpOptions, progress: &mut dyn FnMut(u64)) -> Result<Dump
     info!(pid, "process stopped");
 
     // Threads or children created between the check and the stop.
-    let result = check_supported(pid).and_then(|()| write_image(options, &mut frozen, &mut image, progress));
+    let result =
+        check_supported(pid).and_then(|()| write_image(options, &mut frozen, &mut image, progress));
     let (manifest, summary) = match result {
         Ok(done) => done,
         Err(err) => {
@@ -123,12 +127,21 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
         Err(_) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
             return Err(DumpError::NoSuchProcess { pid })
         }
-        Err(err) => return Err(DumpError::Linux { pid, step: "reading /proc/PID/status", source: err }),
+        Err(err) => {
+            return Err(DumpError::Linux {
+                pid,
+                step: "reading /proc/PID/status",
+                source: err,
+            })
+        }
     };
     if status.tgid != pid {
         return Err(DumpError::Unsupported {
             pid,
-            reason: format!("{pid} is a thread of process {}; dump the process instead", status.tgid),
+            reason: format!(
+                "{pid} is a thread of process {}; dump the process instead",
+                status.tgid
+            ),
         });
     }
     let threads = proc::threads(pid).step(pid, "listing threads")?;
@@ -154,11 +167,15 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
             reason: "it runs under a seccomp filter, which stasis cannot save yet".into(),
         });
     }
-    let root = proc::read_link(std::path::Path::new(&format!("/proc/{pid}/root"))).step(pid, "reading /proc/PID/root")?;
+    let root = proc::read_link(std::path::Path::new(&format!("/proc/{pid}/root")))
+        .step(pid, "reading /proc/PID/root")?;
     if root != std::path::Path::new("/") {
         return Err(DumpError::Unsupported {
             pid,
-            reason: format!("its root directory is {} (chroot), which stasis cannot save yet", root.display()),
+            reason: format!(
+                "its root directory is {} (chroot), which stasis cannot save yet",
+                root.display()
+            ),
         });
     }
     Ok(())
@@ -183,10 +200,16 @@ fn write_image(
 
     let sigmask = frozen.sigmask;
     let deferred = frozen.deferred.clone();
-    let remote = frozen.remote(vdso).step(pid, "preparing remote system calls")?;
-    let scratch = remote.mmap_anonymous(0, crate::PAGE_SIZE).step(pid, "mapping a scratch page")?;
+    let remote = frozen
+        .remote(vdso)
+        .step(pid, "preparing remote system calls")?;
+    let scratch = remote
+        .mmap_anonymous(0, crate::PAGE_SIZE)
+        .step(pid, "mapping a scratch page")?;
     let collected = process::collect(pid, remote, scratch, sigmask, &deferred);
-    remote.munmap(scratch, crate::PAGE_SIZE).step(pid, "unmapping the scratch page")?;
+    remote
+        .munmap(scratch, crate::PAGE_SIZE)
+        .step(pid, "unmapping the scratch page")?;
     let process = collected?;
 
     let fds = files::collect(pid, options.shell_job, image)?;

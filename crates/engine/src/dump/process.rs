@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use stasis_image::{
-    Bytes, Credentials, Itimer, MmFields, Process, Rlimit, RobustList,
-    Rseq, SigAction, SigAltStack, Thread,
+    Bytes, Credentials, Itimer, MmFields, Process, Rlimit, RobustList, Rseq, SigAction,
+    SigAltStack, Thread,
 };
 use stasis_linux::remote::RemoteProcess;
 use stasis_linux::{mem, proc, ptrace};
@@ -33,7 +33,10 @@ pub fn collect(
 
     let exe_link = proc::read_link(Path::new(&format!("/proc/{pid}/exe")))
         .step(pid, "reading /proc/PID/exe")?;
-    let exe = file_identity(&exe_link.to_string_lossy(), Path::new(&format!("/proc/{pid}/exe")))?;
+    let exe = file_identity(
+        &exe_link.to_string_lossy(),
+        Path::new(&format!("/proc/{pid}/exe")),
+    )?;
     let cwd = proc::read_link(Path::new(&format!("/proc/{pid}/cwd")))
         .step(pid, "reading /proc/PID/cwd")?;
     let root = proc::read_link(Path::new(&format!("/proc/{pid}/root")))
@@ -58,7 +61,11 @@ pub fn collect(
     };
 
     let securebits = remote
-        .syscall("prctl(PR_GET_SECUREBITS)", libc::SYS_prctl, [PR_GET_SECUREBITS, 0, 0, 0, 0, 0])
+        .syscall(
+            "prctl(PR_GET_SECUREBITS)",
+            libc::SYS_prctl,
+            [PR_GET_SECUREBITS, 0, 0, 0, 0, 0],
+        )
         .step(pid, "reading securebits")?;
     let credentials = Credentials {
         uids: [status.ruid, status.euid, status.suid, status.fuid],
@@ -74,7 +81,11 @@ pub fn collect(
     };
 
     let timer_slack_ns = remote
-        .syscall("prctl(PR_GET_TIMERSLACK)", libc::SYS_prctl, [PR_GET_TIMERSLACK, 0, 0, 0, 0, 0])
+        .syscall(
+            "prctl(PR_GET_TIMERSLACK)",
+            libc::SYS_prctl,
+            [PR_GET_TIMERSLACK, 0, 0, 0, 0, 0],
+        )
         .step(pid, "reading the timer slack")?;
 
     let mut shared_pending: Vec<Bytes> = ptrace::peek_pending(pid, true)
@@ -132,7 +143,11 @@ fn collect_thread(
         });
 
     remote
-        .syscall("sigaltstack", libc::SYS_sigaltstack, [0, scratch, 0, 0, 0, 0])
+        .syscall(
+            "sigaltstack",
+            libc::SYS_sigaltstack,
+            [0, scratch, 0, 0, 0, 0],
+        )
         .step(tid, "reading sigaltstack")?;
     let stack = read_words(tid, scratch, 3)?;
     let sigaltstack = SigAltStack {
@@ -151,7 +166,11 @@ fn collect_thread(
     let robust = read_words(tid, scratch, 2)?;
 
     remote
-        .syscall("prctl(PR_GET_TID_ADDRESS)", libc::SYS_prctl, [PR_GET_TID_ADDRESS, scratch, 0, 0, 0, 0])
+        .syscall(
+            "prctl(PR_GET_TID_ADDRESS)",
+            libc::SYS_prctl,
+            [PR_GET_TID_ADDRESS, scratch, 0, 0, 0, 0],
+        )
         .step(tid, "reading clear_child_tid")?;
     let clear_child_tid = read_words(tid, scratch, 1)?[0];
 
@@ -209,7 +228,11 @@ fn collect_itimers(
     let mut timers = Vec::new();
     for which in [libc::ITIMER_REAL, libc::ITIMER_VIRTUAL, libc::ITIMER_PROF] {
         remote
-            .syscall("getitimer", libc::SYS_getitimer, [which as u64, scratch, 0, 0, 0, 0])
+            .syscall(
+                "getitimer",
+                libc::SYS_getitimer,
+                [which as u64, scratch, 0, 0, 0, 0],
+            )
             .step(pid, "reading interval timers")?;
         // struct itimerval: it_interval {sec, usec}, it_value {sec, usec}.
         let words = read_words(pid, scratch, 4)?;

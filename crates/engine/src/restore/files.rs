@@ -13,7 +13,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use stasis_image::{FdTable, FileIdentity, Image, MemoryMap, OpenFile, Process, RecordKind, VmaKind};
+use stasis_image::{
+    FdTable, FileIdentity, Image, MemoryMap, OpenFile, Process, RecordKind, VmaKind,
+};
 use tracing::debug;
 
 use crate::error::RestoreError;
@@ -66,7 +68,11 @@ impl OpenedFiles {
 
         check_identity(&process.exe, check)?;
         let exe = open_at(Path::new(&process.exe.path), libc::O_RDONLY, base)?;
-        let cwd = open_at(Path::new(&process.cwd), libc::O_PATH | libc::O_DIRECTORY, base)?;
+        let cwd = open_at(
+            Path::new(&process.cwd),
+            libc::O_PATH | libc::O_DIRECTORY,
+            base,
+        )?;
 
         let mut owned = Vec::new();
         let mut by_path: HashMap<(String, bool), i32> = HashMap::new();
@@ -79,7 +85,11 @@ impl OpenedFiles {
                 Some(&fd) => fd,
                 None => {
                     check_identity(identity, check)?;
-                    let flags = if writable { libc::O_RDWR } else { libc::O_RDONLY };
+                    let flags = if writable {
+                        libc::O_RDWR
+                    } else {
+                        libc::O_RDONLY
+                    };
                     let fd = open_at(Path::new(&identity.path), flags, base)?;
                     let raw = fd.as_raw_fd();
                     owned.push(fd);
@@ -136,7 +146,12 @@ fn move_above(fd: OwnedFd, base: i32, path: &Path) -> Result<OwnedFd, RestoreErr
     Ok(unsafe { OwnedFd::from_raw_fd(moved) })
 }
 
-fn open_fd(image: &Image, file: &OpenFile, check: &FileCheck, base: i32) -> Result<OwnedFd, RestoreError> {
+fn open_fd(
+    image: &Image,
+    file: &OpenFile,
+    check: &FileCheck,
+    base: i32,
+) -> Result<OwnedFd, RestoreError> {
     match file {
         OpenFile::Regular {
             identity,
@@ -156,7 +171,11 @@ fn open_fd(image: &Image, file: &OpenFile, check: &FileCheck, base: i32) -> Resu
             ..
         } => {
             check_identity(identity, check)?;
-            let fd = open_at(Path::new(&identity.path), *flags as i32 & REOPEN_FLAGS, base)?;
+            let fd = open_at(
+                Path::new(&identity.path),
+                *flags as i32 & REOPEN_FLAGS,
+                base,
+            )?;
             if *flags as i32 & libc::O_PATH == 0 {
                 seek(&fd, *position, &identity.path)?;
             }
@@ -167,7 +186,11 @@ fn open_fd(image: &Image, file: &OpenFile, check: &FileCheck, base: i32) -> Resu
             flags,
             position,
         } => {
-            let fd = open_at(Path::new(&identity.path), *flags as i32 & REOPEN_FLAGS | libc::O_DIRECTORY, base)?;
+            let fd = open_at(
+                Path::new(&identity.path),
+                *flags as i32 & REOPEN_FLAGS | libc::O_DIRECTORY,
+                base,
+            )?;
             if *flags as i32 & libc::O_PATH == 0 && *position != 0 {
                 seek(&fd, *position, &identity.path)?;
             }
@@ -206,10 +229,12 @@ fn open_fd(image: &Image, file: &OpenFile, check: &FileCheck, base: i32) -> Resu
             }
             // SAFETY: fd 0 is open (isatty succeeded); the duplicate is owned here.
             let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
-            let dup = stdin.try_clone_to_owned().map_err(|source| RestoreError::Open {
-                path: "standard input".into(),
-                source,
-            })?;
+            let dup = stdin
+                .try_clone_to_owned()
+                .map_err(|source| RestoreError::Open {
+                    path: "standard input".into(),
+                    source,
+                })?;
             move_above(dup, base, Path::new("standard input"))
         }
     }
@@ -238,7 +263,10 @@ fn recreate_deleted(
     base: i32,
 ) -> Result<OwnedFd, RestoreError> {
     let original = Path::new(&identity.path);
-    let dir = original.parent().filter(|dir| dir.is_dir()).unwrap_or(Path::new("/tmp"));
+    let dir = original
+        .parent()
+        .filter(|dir| dir.is_dir())
+        .unwrap_or(Path::new("/tmp"));
     let mut tmp = OpenOptions::new()
         .read(true)
         .write(true)
@@ -246,7 +274,11 @@ fn recreate_deleted(
         .mode(identity.mode & 0o7777)
         .open(dir)
         .map_err(|source| RestoreError::Open {
-            path: format!("{} (O_TMPFILE for deleted {})", dir.display(), identity.path),
+            path: format!(
+                "{} (O_TMPFILE for deleted {})",
+                dir.display(),
+                identity.path
+            ),
             source,
         })?;
     if let Some(name) = content {

@@ -10,8 +10,8 @@
 
 use stasis_image::{MemoryMap, Vma, VmaKind};
 use stasis_linux::proc::{self, MapBacking, Mapping};
-use stasis_linux::remote::RemoteProcess;
 use stasis_linux::ptrace;
+use stasis_linux::remote::RemoteProcess;
 use tracing::debug;
 
 use crate::error::{RestoreError, RestoreStep};
@@ -52,25 +52,39 @@ fn is_special(kind: VmaKind) -> bool {
 /// Empties the new process down to its special mappings and moves those to
 /// the recorded addresses. Returns the address of a free scratch area of
 /// `scratch_len` bytes, mapped read-write.
-pub fn prepare(remote: &mut RemoteProcess, map: &MemoryMap, scratch_len: u64) -> Result<u64, RestoreError> {
+pub fn prepare(
+    remote: &mut RemoteProcess,
+    map: &MemoryMap,
+    scratch_len: u64,
+) -> Result<u64, RestoreError> {
     let pid = remote.pid();
     let current = proc::mappings(pid).step(pid, "reading the new process's mappings")?;
 
-    if let Some(config) = ptrace::rseq_configuration(pid).step(pid, "reading the rseq registration")? {
+    if let Some(config) =
+        ptrace::rseq_configuration(pid).step(pid, "reading the rseq registration")?
+    {
         remote
             .syscall(
                 "rseq",
                 libc::SYS_rseq,
-                [config.address, config.size as u64, RSEQ_FLAG_UNREGISTER, config.signature as u64, 0, 0],
+                [
+                    config.address,
+                    config.size as u64,
+                    RSEQ_FLAG_UNREGISTER,
+                    config.signature as u64,
+                    0,
+                    0,
+                ],
             )
             .step(pid, "unregistering the inherited rseq area")?;
     }
 
     for mapping in &current {
         if special_kind(mapping).is_none() && mapping.backing != MapBacking::Vsyscall {
-            remote
-                .munmap(mapping.start, mapping.len())
-                .step(pid, format!("unmapping {:x}-{:x}", mapping.start, mapping.end))?;
+            remote.munmap(mapping.start, mapping.len()).step(
+                pid,
+                format!("unmapping {:x}-{:x}", mapping.start, mapping.end),
+            )?;
         }
     }
 
@@ -85,11 +99,17 @@ pub fn prepare(remote: &mut RemoteProcess, map: &MemoryMap, scratch_len: u64) ->
 
 /// Moves [vvar], [vvar_vclock] and [vdso] to the addresses in the image,
 /// through a free area so that no move overlaps another mapping.
-fn move_special_mappings(remote: &mut RemoteProcess, current: &[Mapping], map: &MemoryMap) -> Result<(), RestoreError> {
+fn move_special_mappings(
+    remote: &mut RemoteProcess,
+    current: &[Mapping],
+    map: &MemoryMap,
+) -> Result<(), RestoreError> {
     let pid = remote.pid();
     let mut moves = Vec::new();
     for mapping in current {
-        let Some(kind) = special_kind(mapping) else { continue };
+        let Some(kind) = special_kind(mapping) else {
+            continue;
+        };
         let target = map.vmas.iter().find(|vma| vma.kind == kind).ok_or_else(|| RestoreError::Incompatible {
             reason: format!("this kernel has a {kind:?} mapping that the image does not record; restore on a machine with the dump host's kernel"),
         })?;
@@ -107,7 +127,10 @@ fn move_special_mappings(remote: &mut RemoteProcess, current: &[Mapping], map: &
     for vma in map.vmas.iter().filter(|vma| is_special(vma.kind)) {
         if !moves.iter().any(|m| m.3 == vma.kind) {
             return Err(RestoreError::Incompatible {
-                reason: format!("the image has a {:?} mapping that this kernel does not provide", vma.kind),
+                reason: format!(
+                    "the image has a {:?} mapping that this kernel does not provide",
+                    vma.kind
+                ),
             });
         }
     }
@@ -160,7 +183,10 @@ fn free_area(map: &MemoryMap, occupied: &[(u64, u64)], len: u64) -> Result<u64, 
     let mut candidate: u64 = 0x1000_0000_0000;
     while candidate + len < TASK_SIZE {
         let end = candidate + len;
-        match taken.iter().find(|(start, stop)| *start < end && candidate < *stop) {
+        match taken
+            .iter()
+            .find(|(start, stop)| *start < end && candidate < *stop)
+        {
             None => return Ok(candidate),
             Some(&(_, stop)) => candidate = (stop + 0xffff_ffff) & !0xffff_ffff,
         }
@@ -180,7 +206,11 @@ pub fn map_and_fill(
     let pid = remote.pid();
     let mut filled = vec![false; map.vmas.len()];
     for run in &map.pages {
-        if let Some(index) = map.vmas.iter().position(|vma| vma.start <= run.address && run.address < vma.end) {
+        if let Some(index) = map
+            .vmas
+            .iter()
+            .position(|vma| vma.start <= run.address && run.address < vma.end)
+        {
             filled[index] = true;
         }
     }
@@ -202,7 +232,14 @@ pub fn map_and_fill(
                 .syscall(
                     "pread64",
                     libc::SYS_pread64,
-                    [pages_fd, run.address + done, chunk, pages_offset + run.offset + done, 0, 0],
+                    [
+                        pages_fd,
+                        run.address + done,
+                        chunk,
+                        pages_offset + run.offset + done,
+                        0,
+                        0,
+                    ],
                 )
                 .step(pid, format!("reading pages into {:x}", run.address + done))?;
             if got == 0 {
@@ -228,13 +265,23 @@ pub fn map_and_fill(
     Ok(())
 }
 
-fn map_vma(remote: &mut RemoteProcess, vma: &Vma, files: &OpenedFiles, fill: bool) -> Result<(), RestoreError> {
+fn map_vma(
+    remote: &mut RemoteProcess,
+    vma: &Vma,
+    files: &OpenedFiles,
+    fill: bool,
+) -> Result<(), RestoreError> {
     let pid = remote.pid();
     let mut prot = vma.prot as u64;
     if fill {
         prot |= libc::PROT_WRITE as u64;
     }
-    let mut flags = libc::MAP_FIXED | if vma.shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+    let mut flags = libc::MAP_FIXED
+        | if vma.shared {
+            libc::MAP_SHARED
+        } else {
+            libc::MAP_PRIVATE
+        };
     let has = |name: &str| vma.vm_flags.iter().any(|flag| flag == name);
     if has("gd") {
         flags |= libc::MAP_GROWSDOWN;
@@ -244,8 +291,10 @@ fn map_vma(remote: &mut RemoteProcess, vma: &Vma, files: &OpenedFiles, fill: boo
     }
     let (fd, offset) = match vma.kind {
         VmaKind::File => {
-            let fd = files.mappings.get(&vma.start).copied().ok_or_else(|| RestoreError::Incompatible {
-                reason: format!("no file was opened for the mapping at {:x}", vma.start),
+            let fd = files.mappings.get(&vma.start).copied().ok_or_else(|| {
+                RestoreError::Incompatible {
+                    reason: format!("no file was opened for the mapping at {:x}", vma.start),
+                }
             })?;
             (fd as u64, vma.offset)
         }
@@ -258,7 +307,14 @@ fn map_vma(remote: &mut RemoteProcess, vma: &Vma, files: &OpenedFiles, fill: boo
         .syscall(
             "mmap",
             libc::SYS_mmap,
-            [vma.start, vma.end - vma.start, prot, flags as u64, fd, offset],
+            [
+                vma.start,
+                vma.end - vma.start,
+                prot,
+                flags as u64,
+                fd,
+                offset,
+            ],
         )
         .step(pid, format!("mapping {:x}-{:x}", vma.start, vma.end))?;
     if got != vma.start {
@@ -274,7 +330,10 @@ fn map_vma(remote: &mut RemoteProcess, vma: &Vma, files: &OpenedFiles, fill: boo
                     libc::SYS_madvise,
                     [vma.start, vma.end - vma.start, advice as u64, 0, 0, 0],
                 )
-                .step(pid, format!("applying madvise flag {name} to {:x}", vma.start))?;
+                .step(
+                    pid,
+                    format!("applying madvise flag {name} to {:x}", vma.start),
+                )?;
         }
     }
     Ok(())

@@ -23,8 +23,8 @@ use std::time::Instant;
 use serde::Serialize;
 use stasis_image::{FdTable, Image, MemoryMap, Process};
 use stasis_linux::proc::{self, MapBacking};
-use stasis_linux::remote::RemoteProcess;
 use stasis_linux::ptrace;
+use stasis_linux::remote::RemoteProcess;
 use tracing::info;
 
 use crate::error::{RestoreError, RestoreStep};
@@ -61,12 +61,17 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
     let map: MemoryMap = image.read_record(&stasis_image::format::memory_map_file_name(pid))?;
     let table: FdTable = image.read_record(&stasis_image::format::fd_table_file_name(pid))?;
     let pages = image.data_file(&map.pages_file, stasis_image::RecordKind::Pages)?;
-    let record_path = options.dir.join(stasis_image::format::memory_map_file_name(pid));
+    let record_path = options
+        .dir
+        .join(stasis_image::format::memory_map_file_name(pid));
     stasis_image::validate::validate_memory_map(&map, pages.len, &record_path)?;
     check_machine(&image)?;
     if process.threads.len() != 1 {
         return Err(RestoreError::Incompatible {
-            reason: format!("the image has {} threads; this stasis restores single-threaded processes", process.threads.len()),
+            reason: format!(
+                "the image has {} threads; this stasis restores single-threaded processes",
+                process.threads.len()
+            ),
         });
     }
 
@@ -106,7 +111,13 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
 
 /// Turns the stopped child into the saved process, stopping short of
 /// letting it run.
-fn rebuild(child: &Child, process: &Process, map: &MemoryMap, files: &OpenedFiles, pages_offset: u64) -> Result<(), RestoreError> {
+fn rebuild(
+    child: &Child,
+    process: &Process,
+    map: &MemoryMap,
+    files: &OpenedFiles,
+    pages_offset: u64,
+) -> Result<(), RestoreError> {
     let pid = child.pid;
     let vdso = proc::mappings(pid)
         .step(pid, "reading the new process's mappings")?
@@ -142,7 +153,9 @@ fn rebuild(child: &Child, process: &Process, map: &MemoryMap, files: &OpenedFile
     process::set_sigactions(&mut remote, scratch, process)?;
     process::set_credentials(&mut remote, scratch, process)?;
     process::queue_signals(&mut remote, scratch, process)?;
-    remote.munmap(scratch, SCRATCH_LEN).step(pid, "unmapping the scratch area")?;
+    remote
+        .munmap(scratch, SCRATCH_LEN)
+        .step(pid, "unmapping the scratch area")?;
 
     ptrace::set_sigmask(pid, thread.sigmask).step(pid, "setting the signal mask")?;
     remote.set_saved_regs(crate::regs::to_user(&thread.regs));
@@ -154,9 +167,36 @@ fn rebuild(child: &Child, process: &Process, map: &MemoryMap, files: &OpenedFile
 /// Instruction-set features that compiled code may use without checking at
 /// run time; an image that used them cannot run on a CPU without them.
 const ISA_FEATURES: &[&str] = &[
-    "sse", "sse2", "ssse3", "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "aes", "pclmulqdq",
-    "sha_ni", "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "movbe",
-    "popcnt", "lzcnt", "adx", "rdrand", "rdseed", "xsave", "xsavec", "xsaveopt",
+    "sse",
+    "sse2",
+    "ssse3",
+    "sse4_1",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "bmi1",
+    "bmi2",
+    "aes",
+    "pclmulqdq",
+    "sha_ni",
+    "avx512f",
+    "avx512dq",
+    "avx512cd",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "movbe",
+    "popcnt",
+    "lzcnt",
+    "adx",
+    "rdrand",
+    "rdseed",
+    "xsave",
+    "xsavec",
+    "xsaveopt",
 ];
 
 fn check_machine(image: &Image) -> Result<(), RestoreError> {
@@ -164,12 +204,19 @@ fn check_machine(image: &Image) -> Result<(), RestoreError> {
     let here = crate::host::describe(0);
     if host.machine != here.machine {
         return Err(RestoreError::Incompatible {
-            reason: format!("the image is for {}, this machine is {}", host.machine, here.machine),
+            reason: format!(
+                "the image is for {}, this machine is {}",
+                host.machine, here.machine
+            ),
         });
     }
     if host.page_size != crate::PAGE_SIZE {
         return Err(RestoreError::Incompatible {
-            reason: format!("the image uses {}-byte pages, this machine {}", host.page_size, crate::PAGE_SIZE),
+            reason: format!(
+                "the image uses {}-byte pages, this machine {}",
+                host.page_size,
+                crate::PAGE_SIZE
+            ),
         });
     }
     let missing: Vec<&str> = ISA_FEATURES
@@ -180,7 +227,10 @@ fn check_machine(image: &Image) -> Result<(), RestoreError> {
         .collect();
     if !missing.is_empty() {
         return Err(RestoreError::Incompatible {
-            reason: format!("this CPU lacks features the dump host had: {}", missing.join(", ")),
+            reason: format!(
+                "this CPU lacks features the dump host had: {}",
+                missing.join(", ")
+            ),
         });
     }
     Ok(())

@@ -42,7 +42,12 @@ fn words(values: &[u64]) -> Vec<u8> {
 
 /// Sets brk, code/data/stack/arg/env boundaries, auxv and the exe link in
 /// one PR_SET_MM_MAP call, the form that needs no CAP_SYS_RESOURCE.
-pub fn set_mm(remote: &mut RemoteProcess, scratch: u64, process: &Process, files: &OpenedFiles) -> Result<(), RestoreError> {
+pub fn set_mm(
+    remote: &mut RemoteProcess,
+    scratch: u64,
+    process: &Process,
+    files: &OpenedFiles,
+) -> Result<(), RestoreError> {
     let pid = remote.pid();
     let mm = &process.mm;
     let auxv_addr = scratch + 512;
@@ -81,12 +86,20 @@ pub fn set_mm(remote: &mut RemoteProcess, scratch: u64, process: &Process, files
 pub fn set_fds(remote: &mut RemoteProcess, files: &OpenedFiles) -> Result<(), RestoreError> {
     let pid = remote.pid();
     remote
-        .syscall("fchdir", libc::SYS_fchdir, [files.cwd.as_raw_fd() as u64, 0, 0, 0, 0, 0])
+        .syscall(
+            "fchdir",
+            libc::SYS_fchdir,
+            [files.cwd.as_raw_fd() as u64, 0, 0, 0, 0, 0],
+        )
         .step(pid, "entering the working directory")?;
     for &(target, source, cloexec) in &files.fds {
         let flags = if cloexec { libc::O_CLOEXEC as u64 } else { 0 };
         remote
-            .syscall("dup3", libc::SYS_dup3, [source as u64, target as u64, flags, 0, 0, 0])
+            .syscall(
+                "dup3",
+                libc::SYS_dup3,
+                [source as u64, target as u64, flags, 0, 0, 0],
+            )
             .step(pid, format!("installing fd {target}"))?;
     }
     let keep: Vec<i32> = files.fds.iter().map(|&(target, _, _)| target).collect();
@@ -101,20 +114,36 @@ pub fn set_fds(remote: &mut RemoteProcess, files: &OpenedFiles) -> Result<(), Re
 }
 
 /// Restores personality, umask, name, timer slack, limits and timers.
-pub fn set_process_state(remote: &mut RemoteProcess, scratch: u64, process: &Process) -> Result<(), RestoreError> {
+pub fn set_process_state(
+    remote: &mut RemoteProcess,
+    scratch: u64,
+    process: &Process,
+) -> Result<(), RestoreError> {
     let pid = remote.pid();
     remote
-        .syscall("personality", libc::SYS_personality, [process.personality as u64, 0, 0, 0, 0, 0])
+        .syscall(
+            "personality",
+            libc::SYS_personality,
+            [process.personality as u64, 0, 0, 0, 0, 0],
+        )
         .step(pid, "setting the personality")?;
     remote
-        .syscall("umask", libc::SYS_umask, [process.umask as u64, 0, 0, 0, 0, 0])
+        .syscall(
+            "umask",
+            libc::SYS_umask,
+            [process.umask as u64, 0, 0, 0, 0, 0],
+        )
         .step(pid, "setting the umask")?;
     let mut name = process.comm.as_bytes().to_vec();
     name.truncate(15);
     name.push(0);
     put(remote, scratch, &name)?;
     remote
-        .syscall("prctl(PR_SET_NAME)", libc::SYS_prctl, [PR_SET_NAME, scratch, 0, 0, 0, 0])
+        .syscall(
+            "prctl(PR_SET_NAME)",
+            libc::SYS_prctl,
+            [PR_SET_NAME, scratch, 0, 0, 0, 0],
+        )
         .step(pid, "setting the process name")?;
     remote
         .syscall(
@@ -124,18 +153,33 @@ pub fn set_process_state(remote: &mut RemoteProcess, scratch: u64, process: &Pro
         )
         .step(pid, "setting the timer slack")?;
     remote
-        .syscall("prctl(PR_SET_PDEATHSIG)", libc::SYS_prctl, [PR_SET_PDEATHSIG, 0, 0, 0, 0, 0])
+        .syscall(
+            "prctl(PR_SET_PDEATHSIG)",
+            libc::SYS_prctl,
+            [PR_SET_PDEATHSIG, 0, 0, 0, 0, 0],
+        )
         .step(pid, "clearing the parent-death signal")?;
 
     for limit in &process.rlimits {
         put(remote, scratch, &words(&[limit.soft, limit.hard]))?;
         let ret = remote
-            .syscall_raw("prlimit64", libc::SYS_prlimit64, [0, limit.resource as u64, scratch, 0, 0, 0])
+            .syscall_raw(
+                "prlimit64",
+                libc::SYS_prlimit64,
+                [0, limit.resource as u64, scratch, 0, 0, 0],
+            )
             .step(pid, "setting resource limits")?;
         if ret < 0 {
             // Raising a hard limit needs CAP_SYS_RESOURCE; keep the current
             // hard limit and the soft limit within it.
-            warn!(pid, resource = limit.resource, soft = limit.soft, hard = limit.hard, errno = -ret, "could not restore a resource limit; keeping the current one");
+            warn!(
+                pid,
+                resource = limit.resource,
+                soft = limit.soft,
+                hard = limit.hard,
+                errno = -ret,
+                "could not restore a resource limit; keeping the current one"
+            );
         }
     }
 
@@ -151,7 +195,11 @@ pub fn set_process_state(remote: &mut RemoteProcess, scratch: u64, process: &Pro
         ]);
         put(remote, scratch, &value)?;
         remote
-            .syscall("setitimer", libc::SYS_setitimer, [which as u64, scratch, 0, 0, 0, 0])
+            .syscall(
+                "setitimer",
+                libc::SYS_setitimer,
+                [which as u64, scratch, 0, 0, 0, 0],
+            )
             .step(pid, "setting interval timers")?;
     }
     Ok(())
@@ -159,24 +207,43 @@ pub fn set_process_state(remote: &mut RemoteProcess, scratch: u64, process: &Pro
 
 /// Restores the per-thread state that system calls set: robust list,
 /// clear_child_tid, sigaltstack, rseq.
-pub fn set_thread_state(remote: &mut RemoteProcess, scratch: u64, thread: &Thread) -> Result<(), RestoreError> {
+pub fn set_thread_state(
+    remote: &mut RemoteProcess,
+    scratch: u64,
+    thread: &Thread,
+) -> Result<(), RestoreError> {
     let pid = remote.pid();
     remote
         .syscall(
             "set_robust_list",
             libc::SYS_set_robust_list,
-            [thread.robust_list.head, thread.robust_list.len.max(24), 0, 0, 0, 0],
+            [
+                thread.robust_list.head,
+                thread.robust_list.len.max(24),
+                0,
+                0,
+                0,
+                0,
+            ],
         )
         .step(pid, "setting the robust futex list")?;
     remote
-        .syscall("set_tid_address", libc::SYS_set_tid_address, [thread.clear_child_tid, 0, 0, 0, 0, 0])
+        .syscall(
+            "set_tid_address",
+            libc::SYS_set_tid_address,
+            [thread.clear_child_tid, 0, 0, 0, 0, 0],
+        )
         .step(pid, "setting clear_child_tid")?;
 
     let stack = &thread.sigaltstack;
     let flags = (stack.flags & !SS_ONSTACK) as u32 as u64;
     put(remote, scratch, &words(&[stack.sp, flags, stack.size]))?;
     remote
-        .syscall("sigaltstack", libc::SYS_sigaltstack, [scratch, 0, 0, 0, 0, 0])
+        .syscall(
+            "sigaltstack",
+            libc::SYS_sigaltstack,
+            [scratch, 0, 0, 0, 0, 0],
+        )
         .step(pid, "setting the alternate signal stack")?;
 
     if let Some(rseq) = &thread.rseq {
@@ -184,7 +251,14 @@ pub fn set_thread_state(remote: &mut RemoteProcess, scratch: u64, thread: &Threa
             .syscall(
                 "rseq",
                 libc::SYS_rseq,
-                [rseq.address, rseq.size as u64, 0, rseq.signature as u64, 0, 0],
+                [
+                    rseq.address,
+                    rseq.size as u64,
+                    0,
+                    rseq.signature as u64,
+                    0,
+                    0,
+                ],
             )
             .step(pid, "registering rseq")?;
     }
@@ -192,24 +266,39 @@ pub fn set_thread_state(remote: &mut RemoteProcess, scratch: u64, thread: &Threa
 }
 
 /// Installs every signal disposition.
-pub fn set_sigactions(remote: &mut RemoteProcess, scratch: u64, process: &Process) -> Result<(), RestoreError> {
+pub fn set_sigactions(
+    remote: &mut RemoteProcess,
+    scratch: u64,
+    process: &Process,
+) -> Result<(), RestoreError> {
     let pid = remote.pid();
     for action in &process.sigactions {
-        put(remote, scratch, &words(&[action.handler, action.flags, action.restorer, action.mask]))?;
+        put(
+            remote,
+            scratch,
+            &words(&[action.handler, action.flags, action.restorer, action.mask]),
+        )?;
         remote
             .syscall(
                 "rt_sigaction",
                 libc::SYS_rt_sigaction,
                 [action.signo as u64, scratch, 0, 8, 0, 0],
             )
-            .step(pid, format!("setting the disposition of signal {}", action.signo))?;
+            .step(
+                pid,
+                format!("setting the disposition of signal {}", action.signo),
+            )?;
     }
     Ok(())
 }
 
 /// Queues the saved pending signals. Every signal is blocked while this
 /// runs; the caller installs the saved mask afterwards.
-pub fn queue_signals(remote: &mut RemoteProcess, scratch: u64, process: &Process) -> Result<(), RestoreError> {
+pub fn queue_signals(
+    remote: &mut RemoteProcess,
+    scratch: u64,
+    process: &Process,
+) -> Result<(), RestoreError> {
     let pid = remote.pid();
     ptrace::set_sigmask(pid, u64::MAX).step(pid, "blocking signals")?;
     let signo = |info: &[u8]| -> u64 {
@@ -243,46 +332,85 @@ pub fn queue_signals(remote: &mut RemoteProcess, scratch: u64, process: &Process
 /// Sets groups, GIDs, UIDs, capabilities, securebits and no_new_privs. Runs
 /// last among the system calls, because it can drop the privileges the
 /// other steps need.
-pub fn set_credentials(remote: &mut RemoteProcess, scratch: u64, process: &Process) -> Result<(), RestoreError> {
+pub fn set_credentials(
+    remote: &mut RemoteProcess,
+    scratch: u64,
+    process: &Process,
+) -> Result<(), RestoreError> {
     let pid = remote.pid();
     let creds = &process.credentials;
 
     for cap in 0..=CAP_LAST {
         if creds.cap_bounding & (1 << cap) == 0 {
             remote
-                .syscall("prctl(PR_CAPBSET_DROP)", libc::SYS_prctl, [PR_CAPBSET_DROP, cap as u64, 0, 0, 0, 0])
-                .step(pid, format!("dropping capability {cap} from the bounding set"))?;
+                .syscall(
+                    "prctl(PR_CAPBSET_DROP)",
+                    libc::SYS_prctl,
+                    [PR_CAPBSET_DROP, cap as u64, 0, 0, 0, 0],
+                )
+                .step(
+                    pid,
+                    format!("dropping capability {cap} from the bounding set"),
+                )?;
         }
     }
     let secure = creds.securebits & !SECBIT_KEEP_CAPS;
     if secure != 0 {
         remote
-            .syscall("prctl(PR_SET_SECUREBITS)", libc::SYS_prctl, [PR_SET_SECUREBITS, secure as u64, 0, 0, 0, 0])
+            .syscall(
+                "prctl(PR_SET_SECUREBITS)",
+                libc::SYS_prctl,
+                [PR_SET_SECUREBITS, secure as u64, 0, 0, 0, 0],
+            )
             .step(pid, "setting securebits")?;
     }
 
     let groups: Vec<u8> = creds.groups.iter().flat_map(|g| g.to_ne_bytes()).collect();
     put(remote, scratch, &groups)?;
     remote
-        .syscall("setgroups", libc::SYS_setgroups, [creds.groups.len() as u64, scratch, 0, 0, 0, 0])
+        .syscall(
+            "setgroups",
+            libc::SYS_setgroups,
+            [creds.groups.len() as u64, scratch, 0, 0, 0, 0],
+        )
         .step(pid, "setting supplementary groups")?;
     let [rgid, egid, sgid, fsgid] = creds.gids;
     remote
-        .syscall("setresgid", libc::SYS_setresgid, [rgid as u64, egid as u64, sgid as u64, 0, 0, 0])
+        .syscall(
+            "setresgid",
+            libc::SYS_setresgid,
+            [rgid as u64, egid as u64, sgid as u64, 0, 0, 0],
+        )
         .step(pid, "setting GIDs")?;
     remote
-        .syscall("setfsgid", libc::SYS_setfsgid, [fsgid as u64, 0, 0, 0, 0, 0])
+        .syscall(
+            "setfsgid",
+            libc::SYS_setfsgid,
+            [fsgid as u64, 0, 0, 0, 0, 0],
+        )
         .step(pid, "setting the filesystem GID")?;
 
     remote
-        .syscall("prctl(PR_SET_KEEPCAPS)", libc::SYS_prctl, [PR_SET_KEEPCAPS, 1, 0, 0, 0, 0])
+        .syscall(
+            "prctl(PR_SET_KEEPCAPS)",
+            libc::SYS_prctl,
+            [PR_SET_KEEPCAPS, 1, 0, 0, 0, 0],
+        )
         .step(pid, "keeping capabilities across setresuid")?;
     let [ruid, euid, suid, fsuid] = creds.uids;
     remote
-        .syscall("setresuid", libc::SYS_setresuid, [ruid as u64, euid as u64, suid as u64, 0, 0, 0])
+        .syscall(
+            "setresuid",
+            libc::SYS_setresuid,
+            [ruid as u64, euid as u64, suid as u64, 0, 0, 0],
+        )
         .step(pid, "setting UIDs")?;
     remote
-        .syscall("setfsuid", libc::SYS_setfsuid, [fsuid as u64, 0, 0, 0, 0, 0])
+        .syscall(
+            "setfsuid",
+            libc::SYS_setfsuid,
+            [fsuid as u64, 0, 0, 0, 0, 0],
+        )
         .step(pid, "setting the filesystem UID")?;
 
     // struct __user_cap_header_struct, then two __user_cap_data_struct
@@ -291,29 +419,49 @@ pub fn set_credentials(remote: &mut RemoteProcess, scratch: u64, process: &Proce
     caps.extend_from_slice(&LINUX_CAPABILITY_VERSION_3.to_ne_bytes());
     caps.extend_from_slice(&0i32.to_ne_bytes());
     for shift in [0, 32] {
-        for set in [creds.cap_effective, creds.cap_permitted, creds.cap_inheritable] {
+        for set in [
+            creds.cap_effective,
+            creds.cap_permitted,
+            creds.cap_inheritable,
+        ] {
             caps.extend_from_slice(&((set >> shift) as u32).to_ne_bytes());
         }
     }
     put(remote, scratch, &caps)?;
     remote
-        .syscall("capset", libc::SYS_capset, [scratch, scratch + 8, 0, 0, 0, 0])
+        .syscall(
+            "capset",
+            libc::SYS_capset,
+            [scratch, scratch + 8, 0, 0, 0, 0],
+        )
         .step(pid, "setting capabilities")?;
     let keep_caps = (creds.securebits & SECBIT_KEEP_CAPS != 0) as u64;
     remote
-        .syscall("prctl(PR_SET_KEEPCAPS)", libc::SYS_prctl, [PR_SET_KEEPCAPS, keep_caps, 0, 0, 0, 0])
+        .syscall(
+            "prctl(PR_SET_KEEPCAPS)",
+            libc::SYS_prctl,
+            [PR_SET_KEEPCAPS, keep_caps, 0, 0, 0, 0],
+        )
         .step(pid, "restoring the keep-capabilities flag")?;
 
     for cap in 0..=CAP_LAST {
         if creds.cap_ambient & (1 << cap) != 0 {
             remote
-                .syscall("prctl(PR_CAP_AMBIENT)", libc::SYS_prctl, [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap as u64, 0, 0, 0])
+                .syscall(
+                    "prctl(PR_CAP_AMBIENT)",
+                    libc::SYS_prctl,
+                    [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap as u64, 0, 0, 0],
+                )
                 .step(pid, format!("raising ambient capability {cap}"))?;
         }
     }
     if creds.no_new_privs {
         remote
-            .syscall("prctl(PR_SET_NO_NEW_PRIVS)", libc::SYS_prctl, [PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0])
+            .syscall(
+                "prctl(PR_SET_NO_NEW_PRIVS)",
+                libc::SYS_prctl,
+                [PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0],
+            )
             .step(pid, "setting no_new_privs")?;
     }
     Ok(())

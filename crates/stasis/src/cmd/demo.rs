@@ -9,7 +9,6 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,12 +35,19 @@ pub struct WorkloadArgs {
     /// Size of the buffer to fill and check, in MiB.
     #[arg(long, default_value_t = 64)]
     mebibytes: usize,
+    /// Fill the buffer with pseudo-random words (incompressible data, for
+    /// benchmarks) and check only that the checksum stays stable.
+    #[arg(long)]
+    random: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (dir, remove_after) = match args.dir {
         Some(dir) => (dir, false),
-        None => (std::env::temp_dir().join(format!("stasis-demo-{}", std::process::id())), true),
+        None => (
+            std::env::temp_dir().join(format!("stasis-demo-{}", std::process::id())),
+            true,
+        ),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let result = run_in(&dir);
@@ -63,20 +69,14 @@ fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: close_range is async-signal-safe and touches only fd numbers.
-    // fds inherited from the caller (pipes, sockets) are closed so the
-    // workload holds only what the demo gives it.
-    unsafe {
-        workload.pre_exec(|| {
-            libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0);
-            Ok(())
-        });
-    }
     let mut workload = workload
         .spawn()
         .context("failed to start the demo workload")?;
     let pid = workload.id() as i32;
-    println!("started workload pid {pid}, appending ticks to {}", log.display());
+    println!(
+        "started workload pid {pid}, appending ticks to {}",
+        log.display()
+    );
 
     let before = wait_for_tick(&log, 5, Duration::from_secs(10))?;
     println!("workload reached tick {before}");
@@ -110,7 +110,10 @@ fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
         skip_file_checks: false,
     })
     .context("restore failed")?;
-    println!("restored pid {} in {:.1} ms", restored.pid, restored.total_ms);
+    println!(
+        "restored pid {} in {:.1} ms",
+        restored.pid, restored.total_ms
+    );
 
     let result = wait_for_tick(&log, frozen_at + 5, Duration::from_secs(10));
     // SAFETY: kill(2) on the PID of our own restored child.
@@ -121,14 +124,18 @@ fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
     let ticks = ticks(&log)?;
     let in_order = ticks.windows(2).all(|pair| pair[1] == pair[0] + 1);
     if !in_order {
-        bail!("the workload's log has a gap or a repeated tick: {:?}", ticks);
+        bail!(
+            "the workload's log has a gap or a repeated tick: {:?}",
+            ticks
+        );
     }
     println!("restored workload went on from tick {} to {after}; every tick from 1 to {after} appears once, in order", frozen_at + 1);
     Ok(ExitCode::SUCCESS)
 }
 
 fn ticks(log: &Path) -> anyhow::Result<Vec<u64>> {
-    let text = std::fs::read_to_string(log).with_context(|| format!("failed to read {}", log.display()))?;
+    let text = std::fs::read_to_string(log)
+        .with_context(|| format!("failed to read {}", log.display()))?;
     Ok(text
         .lines()
         .filter_map(|line| line.split_whitespace().nth(1)?.parse().ok())
@@ -156,17 +163,22 @@ fn wait_for_tick(log: &Path, tick: u64, timeout: Duration) -> anyhow::Result<u64
 /// The demo workload: fills a buffer, then on every tick checks it, updates
 /// a running checksum and appends `tick N checksum C` to the log.
 pub fn run_workload(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
+    // fds inherited from the caller (pipes, sockets) would make the
+    // workload one that stasis cannot dump; only 0, 1 and 2 are kept.
+    // SAFETY: close_range takes fd numbers only; nothing in this process
+    // uses fds above 2 at this point.
+    unsafe { libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0) };
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&args.log)
         .with_context(|| format!("failed to open {}", args.log.display()))?;
     let words = args.mebibytes * (1 << 20) / 8;
-    let buffer: Vec<u64> = (0..words as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+    let buffer: Vec<u64> = (0..words as u64).map(|i| word_at(i, args.random)).collect();
     let mut checksum = 0u64;
     for tick in 1u64.. {
         let sample = (tick as usize * 7919) % words;
-        if buffer[sample] != (sample as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) {
+        if buffer[sample] != word_at(sample as u64, args.random) {
             bail!("buffer word {sample} is corrupt at tick {tick}");
         }
         checksum = checksum.rotate_left(5) ^ buffer[sample];
@@ -174,4 +186,16 @@ pub fn run_workload(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The expected buffer word at `index`: a multiplicative hash, or with
+/// `random` a SplitMix64 output, whose bytes do not compress.
+fn word_at(index: u64, random: bool) -> u64 {
+    let mut z = index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    if random {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+    }
+    z
 }

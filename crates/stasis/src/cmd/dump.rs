@@ -49,8 +49,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprint!("\rdumping memory: {}   ", human_bytes(written));
         }
     };
-    let summary = dump(&options, &mut progress)
-        .with_context(|| format!("dump of pid {} into {} failed", args.pid, args.dir.display()))?;
+    let summary = dump(&options, &mut progress).with_context(|| {
+        format!(
+            "dump of pid {} into {} failed",
+            args.pid,
+            args.dir.display()
+        )
+    })?;
     if show_progress && last_shown > 0 {
         eprintln!();
     }

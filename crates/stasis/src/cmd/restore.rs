@@ -34,14 +34,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         dir: args.dir.clone(),
         skip_file_checks: args.skip_file_checks,
     };
-    let summary = restore(&options).with_context(|| format!("restore from {} failed", args.dir.display()))?;
+    let summary =
+        restore(&options).with_context(|| format!("restore from {} failed", args.dir.display()))?;
 
     if args.json {
         output::print_json(&summary)?;
     } else if args.restore_detached {
         println!("{}", summary.pid);
     } else {
-        eprintln!("restored pid {} ({} mappings, {} pages) in {:.1} ms", summary.pid, summary.vmas, summary.pages_restored, summary.total_ms);
+        eprintln!(
+            "restored pid {} ({} mappings, {} pages) in {:.1} ms",
+            summary.pid, summary.vmas, summary.pages_restored, summary.total_ms
+        );
     }
     if args.restore_detached {
         return Ok(ExitCode::SUCCESS);
@@ -58,10 +62,14 @@ fn wait_for_exit(pid: i32) -> anyhow::Result<ExitCode> {
     loop {
         match waitpid(Pid::from_raw(pid), None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(ExitCode::from(code as u8)),
-            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(ExitCode::from(128 + signal as u8)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                return Ok(ExitCode::from(128 + signal as u8))
+            }
             Ok(_) => continue,
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(err) => return Err(err).with_context(|| format!("waiting for restored pid {pid} failed")),
+            Err(err) => {
+                return Err(err).with_context(|| format!("waiting for restored pid {pid} failed"))
+            }
         }
     }
 }

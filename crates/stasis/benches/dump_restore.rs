@@ -1,0 +1,158 @@
+//! Dump and restore throughput of a process holding 1 GiB of written,
+//! incompressible memory, next to memcpy on the same machine.
+//!
+//! Run as root: `cargo bench -p stasis --bench dump_restore`. The image
+//! goes to /dev/shm (tmpfs), so the disk is not measured. Set
+//! STASIS_BENCH_MIB to change the size and STASIS_BENCH_RUNS the number of
+//! runs (the best run is reported).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stasis_engine::dump::{dump, DumpOptions};
+use stasis_engine::restore::{restore, RestoreOptions};
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("dump_restore bench skipped: it needs root (ptrace and clone3 with set_tid)");
+        return;
+    }
+    let mib = env_number("STASIS_BENCH_MIB", 1024);
+    let runs = env_number("STASIS_BENCH_RUNS", 3);
+    let bytes = mib << 20;
+
+    let (hot, fresh) = memcpy_bounds(bytes);
+    let mut best_dump = f64::MAX;
+    let mut best_restore = f64::MAX;
+    for run in 1..=runs {
+        let (dump_s, restore_s) = dump_and_restore(mib, run);
+        best_dump = best_dump.min(dump_s);
+        best_restore = best_restore.min(restore_s);
+    }
+
+    let rate = |seconds: f64| bytes as f64 / GIB / seconds;
+    println!("dump_restore: {mib} MiB, best of {runs} runs, image on /dev/shm");
+    println!(
+        "{:<28} {:>9} {:>9} {:>12} {:>14}",
+        "step", "seconds", "GiB/s", "of memcpy", "of fresh copy"
+    );
+    let row = |name: &str, seconds: f64| {
+        println!(
+            "{:<28} {:>9.3} {:>9.2} {:>11.0}% {:>13.0}%",
+            name,
+            seconds,
+            rate(seconds),
+            100.0 * hot / seconds,
+            100.0 * fresh / seconds
+        );
+    };
+    row("memcpy into touched memory", hot);
+    row("memcpy into fresh pages", fresh);
+    row("dump", best_dump);
+    row("restore", best_restore);
+}
+
+/// Times one copy of `bytes` into memory that is already touched, and one
+/// into freshly mapped pages that the copy faults in.
+fn memcpy_bounds(bytes: usize) -> (f64, f64) {
+    let source: Vec<u8> = (0..bytes)
+        .map(|i| (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as u8 ^ (i >> 12) as u8)
+        .collect();
+    let mut touched = vec![1u8; bytes];
+    let started = Instant::now();
+    touched.copy_from_slice(&source);
+    let hot = started.elapsed().as_secs_f64();
+    std::hint::black_box(&touched);
+    drop(touched);
+
+    let mut fresh: Vec<u8> = Vec::with_capacity(bytes);
+    let started = Instant::now();
+    // SAFETY: the capacity is `bytes` and the copy initializes every byte
+    // before the length is set.
+    unsafe {
+        std::ptr::copy_nonoverlapping(source.as_ptr(), fresh.as_mut_ptr(), bytes);
+        fresh.set_len(bytes);
+    }
+    let fresh_s = started.elapsed().as_secs_f64();
+    std::hint::black_box(&fresh);
+    (hot, fresh_s)
+}
+
+/// Dumps and restores one workload and returns (dump, restore) seconds.
+fn dump_and_restore(mib: usize, run: usize) -> (f64, f64) {
+    let dir = std::env::temp_dir().join(format!("stasis-bench-{}-{run}", std::process::id()));
+    let shm = Path::new("/dev/shm").join(format!("stasis-bench-{}-{run}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the bench directory");
+    let log = dir.join("workload.log");
+
+    let mut workload = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .args([
+            "demo-workload",
+            "--random",
+            "--mebibytes",
+            &mib.to_string(),
+            "--log",
+        ])
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the workload");
+    let pid = workload.id() as i32;
+    let started = Instant::now();
+    while std::fs::read_to_string(&log)
+        .map(|t| t.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "workload did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let options = DumpOptions {
+        pid,
+        dir: shm.clone(),
+        leave_running: false,
+        shell_job: false,
+    };
+    let started = Instant::now();
+    let dumped = dump(&options, &mut |_| {});
+    let dump_s = started.elapsed().as_secs_f64();
+    let _ = workload.kill();
+    let _ = workload.wait();
+    let dumped = dumped.expect("dump");
+    assert!(
+        dumped.bytes_stored >= (mib as u64) << 20,
+        "dump stored less than the workload's buffer"
+    );
+
+    let started = Instant::now();
+    let restored = restore(&RestoreOptions {
+        dir: shm.clone(),
+        skip_file_checks: true,
+    })
+    .expect("restore");
+    let restore_s = started.elapsed().as_secs_f64();
+    // SAFETY: kill(2) on our own restored child.
+    unsafe { libc::kill(restored.pid, libc::SIGKILL) };
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(restored.pid), None);
+
+    let _ = std::fs::remove_dir_all(&shm);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("run {run}: dump {dump_s:.3} s, restore {restore_s:.3} s");
+    (dump_s, restore_s)
+}
