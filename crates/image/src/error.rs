@@ -16,8 +16,8 @@ pub enum ImageError {
     NotADirectory(PathBuf),
 
     #[error(
-        "{0} has no manifest, so it is not a complete image: \
-         the dump that wrote it failed or has not finished"
+        "{0} has no manifest, so it is not a complete image: the dump that \
+         wrote it failed or has not finished, or it is not an image directory"
     )]
     Incomplete(PathBuf),
 

@@ -57,11 +57,11 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const MANIFEST_NAME: &str = "manifest";
 /// File name the manifest is written to before it is renamed into place.
 pub const MANIFEST_TEMP_NAME: &str = "manifest.tmp";
-/// Largest manifest file that is read, in bytes.
+/// Maximum size of a manifest file that readers accept, in bytes.
 pub const MAX_MANIFEST_SIZE: u64 = 16 << 20;
-/// Largest record file other than the manifest that is read, in bytes.
+/// Maximum size of any other record file that readers accept, in bytes.
 pub const MAX_RECORD_SIZE: u64 = 256 << 20;
-/// Longest file name allowed inside an image, in bytes.
+/// Maximum length of a file name inside an image, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
 /// The magic number at the start of every image file. The first byte is

@@ -4,7 +4,7 @@
 //! CBOR record files (manifest, processes, memory maps, fd tables) and raw
 //! data files (memory pages, contents of deleted files). The manifest,
 //! written last, lists every other file with its size and BLAKE3 hash.
-//! [`format`] describes the byte layout, and docs/IMAGE-FORMAT.md in the
+//! [`format`](mod@format) describes the byte layout, and docs/IMAGE-FORMAT.md in the
 //! repository describes the whole format.
 //!
 //! [`ImageWriter`] writes an image and [`Image`] reads one. Reading treats

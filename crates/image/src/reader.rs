@@ -35,8 +35,8 @@ pub struct Image {
     index: HashMap<String, usize>,
 }
 
-/// Where the data of a pages or file data file is: `len` bytes starting at
-/// byte `data_offset` of the file at `path`.
+/// Location of the data of a pages or file data file: `len` bytes starting
+/// at byte `data_offset` of the file at `path`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataFile {
     pub path: PathBuf,
@@ -48,14 +48,19 @@ pub struct DataFile {
 impl Image {
     /// Opens the image in `dir`.
     ///
-    /// Checks, in order: `dir` is a directory; `manifest` exists, is a
-    /// regular file of at most 16 MiB and has a valid header of kind
-    /// manifest whose payload length matches the file size; the CBOR
-    /// decodes and fills the payload; the manifest passes
-    /// [`validate_manifest`](crate::validate::validate_manifest) and its
-    /// `format_version` equals its header's; every listed file exists, is a
-    /// regular file and has the listed size. Data files are not hashed here,
-    /// because they can be many GiB: see [`Image::verify_data_file`].
+    /// Checks, in order:
+    /// - `dir` is a directory;
+    /// - `manifest` exists and is a regular file of at most 16 MiB;
+    /// - the header is valid and of kind manifest, and its payload length
+    ///   matches the file size;
+    /// - the CBOR decodes and fills the payload;
+    /// - the manifest passes
+    ///   [`validate_manifest`](crate::validate::validate_manifest), and its
+    ///   `format_version` equals its header's;
+    /// - every listed file exists, is a regular file and has the listed size.
+    ///
+    /// Data files are not hashed here, because they can be many GiB. See
+    /// [`Image::verify_data_file`].
     pub fn open(dir: &Path) -> Result<Image, ImageError> {
         match fs::metadata(dir) {
             Ok(metadata) if metadata.is_dir() => {}
@@ -116,12 +121,14 @@ impl Image {
 
     /// Reads the record file `name`.
     ///
-    /// Checks, in order: the file is listed with kind `T::KIND`; it is a
-    /// regular file of at most 256 MiB with the listed size; the header is
-    /// valid, has kind `T::KIND` and the image's format version, and its
-    /// payload length matches the file size; the BLAKE3 hash matches the
-    /// manifest; the CBOR decodes and fills the payload; the record passes
-    /// [`Record::validate`].
+    /// Checks, in order:
+    /// - the file is listed with kind `T::KIND`;
+    /// - it is a regular file of at most 256 MiB with the listed size;
+    /// - the header is valid, has kind `T::KIND` and the image's format
+    ///   version, and its payload length matches the file size;
+    /// - the BLAKE3 hash matches the manifest;
+    /// - the CBOR decodes and fills the payload;
+    /// - the record passes [`Record::validate`].
     pub fn read_record<T: Record>(&self, name: &str) -> Result<T, ImageError> {
         let (entry, path) = self.entry(name, T::KIND)?;
         let bytes = read_file(&path, MAX_RECORD_SIZE)?;
@@ -362,8 +369,8 @@ fn regular_file_size(path: &Path) -> Result<u64, ImageError> {
     }
 }
 
-/// Opens `path` for reading after checking that it is a regular file, so
-/// that a FIFO planted in an image cannot block the open.
+/// Opens `path` for reading after checking that it is a regular file,
+/// because opening a FIFO planted in an image would block.
 fn open_regular(path: &Path) -> Result<File, ImageError> {
     regular_file_size(path)?;
     // NOTE: a file swapped for a FIFO between the check above and this open

@@ -43,7 +43,8 @@ impl RecordKind {
         })
     }
 
-    /// Returns the lowercase name used in messages and JSON.
+    /// Returns the lowercase name used in messages. JSON uses the variant
+    /// name (`"MemoryMap"`) instead.
     pub fn name(self) -> &'static str {
         match self {
             RecordKind::Manifest => "manifest",

@@ -295,8 +295,8 @@ pub fn validate_memory_map(map: &MemoryMap, pages_len: u64, path: &Path) -> Resu
 ///   PROT_READ, PROT_WRITE and PROT_EXEC bits, and a file if its kind is
 ///   `File`; VMAs are sorted by address and do not overlap;
 /// - every page run has at least one page, a page-aligned address and
-///   offset, and no address or offset overflow; runs are sorted by address,
-///   do not overlap, and lie inside the VMAs.
+///   offset, and no address or offset overflow;
+/// - runs are sorted by address, do not overlap, and lie inside the VMAs.
 pub fn validate_memory_map_layout(map: &MemoryMap, path: &Path) -> Result<(), ImageError> {
     if map.pid <= 0 {
         return Err(ImageError::invalid(
@@ -390,9 +390,9 @@ fn check_page_run(run: &PageRun, path: &Path) -> Result<u64, ImageError> {
 }
 
 /// Checks that VMAs cover every address in `start..end`, allowing the range
-/// to span adjacent VMAs. `vmas` are sorted and `first` is the index to
-/// start searching from; returns the index to start from for the next run,
-/// which begins at or after `end`.
+/// to span adjacent VMAs. `vmas` are sorted, and the search starts at index
+/// `first`. Returns the index where the search for the next run, which
+/// begins at or after `end`, can start.
 fn check_run_mapped(
     start: u64,
     end: u64,

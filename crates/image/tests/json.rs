@@ -119,9 +119,11 @@ fn decode_survives_damaged_files() {
             assert!(result.is_err(), "{name} cut to {length} bytes decoded");
         }
 
-        // Every byte of the small files, and the start of the process file
-        // (the rest of it is mostly xstate bytes).
-        for position in 0..original.len().min(4096) {
+        // Every byte of the small files, but only the start of the process
+        // file: the rest is mostly xstate bytes, and each decode of the
+        // 11 KB file takes long in a debug build.
+        let limit = if name == PROCESS { 600 } else { original.len() };
+        for position in 0..limit {
             for flip in [0x01, 0x80, 0xff] {
                 let mut damaged = original.clone();
                 damaged[position] ^= flip;
@@ -133,4 +135,25 @@ fn decode_survives_damaged_files() {
             }
         }
     }
+}
+
+#[test]
+fn json_rejects_mtime_beyond_64_bits() {
+    let temp = TempDir::new();
+    let dir = temp.path().join("img");
+    let mut process = sample_process();
+    process.exe.mtime_ns = i128::from(u64::MAX) + 1;
+    let mut writer = ImageWriter::create(&dir).unwrap();
+    writer.write_record(PROCESS, &process).unwrap();
+    writer.commit(sample_manifest()).unwrap();
+
+    let image = Image::open(&dir).unwrap();
+    assert_eq!(image.read_record::<Process>(PROCESS).unwrap(), process);
+
+    let path = dir.join(PROCESS);
+    let error = decode_record_file(&fs::read(&path).unwrap(), &path).unwrap_err();
+    assert!(
+        error.to_string().contains("cannot be shown as JSON"),
+        "{error}"
+    );
 }

@@ -585,3 +585,9 @@ fn fd_table_unlisted_content() {
         "{error}"
     );
 }
+
+#[test]
+fn image_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Image>();
+}

@@ -10,6 +10,9 @@ use stasis_image::*;
 
 const PAGES_LEN: u64 = 3 * 4096;
 
+/// A change to a valid record and a part of the error message it causes.
+type Case<T> = (&'static str, fn(&mut T));
+
 fn check_map(map: &MemoryMap) -> Result<(), ImageError> {
     validate_memory_map(map, PAGES_LEN, Path::new("mm-100"))
 }
@@ -148,32 +151,21 @@ fn process_invalid() {
     let path = Path::new("process-100");
     validate_process(&sample_process(), path).unwrap();
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut Process)>)> = vec![
-        ("invalid PID", Box::new(|p| p.pid = 0)),
-        ("no threads", Box::new(|p| p.threads.clear())),
-        (
-            "listed twice",
-            Box::new(|p| p.threads.push(p.threads[0].clone())),
-        ),
-        (
-            "128-byte siginfo_t",
-            Box::new(|p| p.threads[0].pending[0].0.truncate(127)),
-        ),
-        (
-            "128-byte siginfo_t",
-            Box::new(|p| p.shared_pending[0].0.push(0)),
-        ),
-        ("invalid signal 9", Box::new(|p| p.sigactions[0].signo = 9)),
-        (
-            "invalid signal 65",
-            Box::new(|p| p.sigactions[0].signo = 65),
-        ),
-        (
-            "two actions",
-            Box::new(|p| p.sigactions.push(p.sigactions[0].clone())),
-        ),
-        ("at most 3", Box::new(|p| p.itimers.push(Itimer::default()))),
-        ("above hard limit", Box::new(|p| p.rlimits[0].soft = 5000)),
+    let cases: Vec<Case<Process>> = vec![
+        ("invalid PID", |p| p.pid = 0),
+        ("no threads", |p| p.threads.clear()),
+        ("listed twice", |p| p.threads.push(p.threads[0].clone())),
+        ("128-byte siginfo_t", |p| {
+            p.threads[0].pending[0].0.truncate(127)
+        }),
+        ("128-byte siginfo_t", |p| p.shared_pending[0].0.push(0)),
+        ("invalid signal 9", |p| p.sigactions[0].signo = 9),
+        ("invalid signal 65", |p| p.sigactions[0].signo = 65),
+        ("two actions", |p| {
+            p.sigactions.push(p.sigactions[0].clone())
+        }),
+        ("at most 3", |p| p.itimers.push(Itimer::default())),
+        ("above hard limit", |p| p.rlimits[0].soft = 5000),
     ];
     for (expected, change) in cases {
         let mut process = sample_process();
@@ -222,26 +214,19 @@ fn manifest_invalid() {
         size: 4096,
         blake3: "0".repeat(64),
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
-        ("format_version is 0", Box::new(|m| m.format_version = 0)),
-        ("listed twice", Box::new(|m| m.processes.push(PID))),
-        ("invalid PID -1", Box::new(|m| m.processes.push(-1))),
-        (
-            "reserved name",
-            Box::new(|m| m.files[0].name = "manifest".to_string()),
-        ),
-        (
-            "kind manifest",
-            Box::new(|m| m.files[0].kind = RecordKind::Manifest),
-        ),
-        ("multiple of 4096", Box::new(|m| m.files[0].size = 4097)),
-        (
-            "at least 32 bytes",
-            Box::new(|m| {
-                m.files[0].kind = RecordKind::Process;
-                m.files[0].size = 31;
-            }),
-        ),
+    let cases: Vec<Case<Manifest>> = vec![
+        ("format_version is 0", |m| m.format_version = 0),
+        ("listed twice", |m| m.processes.push(PID)),
+        ("invalid PID -1", |m| m.processes.push(-1)),
+        ("reserved name", |m| {
+            m.files[0].name = "manifest".to_string()
+        }),
+        ("kind manifest", |m| m.files[0].kind = RecordKind::Manifest),
+        ("multiple of 4096", |m| m.files[0].size = 4097),
+        ("at least 32 bytes", |m| {
+            m.files[0].kind = RecordKind::Process;
+            m.files[0].size = 31;
+        }),
     ];
     for (expected, change) in cases {
         let mut manifest = valid.clone();

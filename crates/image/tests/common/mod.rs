@@ -136,8 +136,8 @@ pub fn vma(start: u64, end: u64, kind: VmaKind) -> Vma {
     }
 }
 
-/// A memory map with two VMAs and two page runs covering 3 pages, which
-/// fits a pages file of 3 pages.
+/// Returns a memory map with two VMAs and two page runs covering 3 pages,
+/// which fits a pages file of 3 pages.
 pub fn sample_memory_map() -> MemoryMap {
     let mut text = vma(0x40_0000, 0x40_2000, VmaKind::File);
     text.prot = 5;
@@ -218,7 +218,8 @@ pub fn sample_manifest() -> Manifest {
     }
 }
 
-/// The page data of the sample image: 3 pages filled with 0xa1, 0xa2, 0xa3.
+/// Returns the page data of the sample image: 3 pages filled with 0xa1,
+/// 0xa2 and 0xa3.
 pub fn sample_pages() -> Vec<u8> {
     let mut pages = Vec::new();
     for fill in [0xa1u8, 0xa2, 0xa3] {
