@@ -10,7 +10,10 @@
 //!      8     4  format version (u32), currently 1
 //!     12     4  record kind (u32, RecordKind as u32)
 //!     16     8  payload length in bytes (u64)
-//!     24     8  reserved, must be zero
+//!     24     8  payload checksum (u64): in record files the first 8
+//!                  bytes of BLAKE3(payload) read as little-endian, so a
+//!                  damaged manifest is caught without a signature; zero
+//!                  in data files, whose hashes are in the manifest
 //! ```
 //!
 //! A record file (`manifest`, `process-PID`, `mm-PID`, `fds-PID`) is the
@@ -69,8 +72,7 @@ pub const MAX_NAME_LEN: usize = 255;
 /// in a detectable way.
 pub const MAGIC: [u8; 8] = *b"\x89STASIS\n";
 
-/// The fields of a file header, after the magic number and reserved bytes
-/// were checked.
+/// The fields of a file header, after the magic number was checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
     pub version: u32,
@@ -78,6 +80,15 @@ pub struct Header {
     /// Payload length in bytes: the CBOR record of a record file, or the
     /// data after the padding of a data file.
     pub payload_len: u64,
+    /// Payload checksum of a record file (see the module docs); zero for
+    /// data files.
+    pub checksum: u64,
+}
+
+/// Returns the header checksum of a record payload: the first 8 bytes of
+/// its BLAKE3 hash as a little-endian u64.
+pub fn payload_checksum(payload: &[u8]) -> u64 {
+    read_u64(&blake3::hash(payload).as_bytes()[..8])
 }
 
 impl Header {
@@ -88,6 +99,7 @@ impl Header {
         bytes[8..12].copy_from_slice(&self.version.to_le_bytes());
         bytes[12..16].copy_from_slice(&(self.kind as u32).to_le_bytes());
         bytes[16..24].copy_from_slice(&self.payload_len.to_le_bytes());
+        bytes[24..32].copy_from_slice(&self.checksum.to_le_bytes());
         bytes
     }
 
@@ -115,8 +127,8 @@ impl Header {
 ///
 /// The checks run in this order: at least 32 bytes, magic number, format
 /// version (0 is invalid, newer than [`FORMAT_VERSION`] is rejected),
-/// known record kind, reserved bytes zero. The caller checks the kind it
-/// expects and the file size.
+/// known record kind, checksum zero for data files. The caller checks the
+/// kind it expects, the file size and a record file's checksum.
 pub fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, ImageError> {
     let Some(header) = bytes.get(..HEADER_SIZE as usize) else {
         return Err(ImageError::Truncated {
@@ -157,10 +169,11 @@ pub fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, ImageError> {
 
     let payload_len = read_u64(&header[16..24]);
 
-    if header[24..32].iter().any(|&byte| byte != 0) {
+    let checksum = read_u64(&header[24..32]);
+    if kind.is_data() && checksum != 0 {
         return Err(ImageError::invalid(
             path,
-            "reserved header bytes are not zero",
+            "the checksum field of a data file header is not zero",
         ));
     }
 
@@ -168,6 +181,7 @@ pub fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, ImageError> {
         version,
         kind,
         payload_len,
+        checksum,
     })
 }
 
@@ -221,7 +235,18 @@ pub(crate) fn decode_record_bytes<T: DeserializeOwned>(
     let header = parse_header(bytes, path)?;
     expect_kind(&header, expected, path)?;
     expect_size(&header, bytes.len() as u64, path)?;
-    let record = decode_payload(&bytes[HEADER_SIZE as usize..], path)?;
+    let payload = &bytes[HEADER_SIZE as usize..];
+    let actual = payload_checksum(payload);
+    if actual != header.checksum {
+        return Err(ImageError::invalid(
+            path,
+            format!(
+                "payload checksum is {actual:016x} but the header records {:016x}; the file is damaged",
+                header.checksum
+            ),
+        ));
+    }
+    let record = decode_payload(payload, path)?;
     Ok((header, record))
 }
 
@@ -264,6 +289,7 @@ pub(crate) fn encode_record_bytes<T: Serialize>(
         version: FORMAT_VERSION,
         kind,
         payload_len: bytes.len() as u64 - HEADER_SIZE,
+        checksum: payload_checksum(&bytes[HEADER_SIZE as usize..]),
     };
     bytes[..HEADER_SIZE as usize].copy_from_slice(&header.to_bytes());
     Ok(bytes)

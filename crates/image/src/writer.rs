@@ -121,6 +121,7 @@ impl ImageWriter {
             version: FORMAT_VERSION,
             kind,
             payload_len: 0,
+            checksum: 0,
         };
         start[..HEADER_SIZE as usize].copy_from_slice(&header.to_bytes());
         out.write_all(&start)
@@ -168,6 +169,7 @@ impl ImageWriter {
             version: FORMAT_VERSION,
             kind,
             payload_len: len,
+            checksum: 0,
         };
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(&header.to_bytes()))

@@ -170,18 +170,32 @@ fn open_manifest_corrupt_cbor() {
     edit_file(&dir, MANIFEST_NAME, |bytes| {
         // 0xff is a CBOR "break" with nothing to end.
         bytes[32] = 0xff;
+        reseal_checksum(bytes);
     });
     let error = Image::open(&dir).unwrap_err();
     assert!(matches!(error, ImageError::Decode { .. }), "{error}");
 }
 
 #[test]
-fn open_manifest_reserved_bytes_set() {
+fn open_manifest_checksum_mismatch() {
     let (_temp, dir) = sample_image();
-    edit_file(&dir, MANIFEST_NAME, |bytes| bytes[31] = 1);
+    edit_file(&dir, MANIFEST_NAME, |bytes| bytes[31] ^= 1);
     let error = Image::open(&dir).unwrap_err();
     assert!(matches!(error, ImageError::Invalid { .. }), "{error}");
-    assert!(error.to_string().contains("reserved"), "{error}");
+    assert!(error.to_string().contains("checksum"), "{error}");
+}
+
+#[test]
+fn open_manifest_payload_bit_flip() {
+    let (_temp, dir) = sample_image();
+    // Flip a bit in the last payload byte, which changes a value without
+    // breaking the CBOR structure in most cases.
+    edit_file(&dir, MANIFEST_NAME, |bytes| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+    });
+    let error = Image::open(&dir).unwrap_err();
+    assert!(error.to_string().contains("checksum"), "{error}");
 }
 
 #[test]
@@ -405,6 +419,7 @@ fn record_trailing_bytes_in_payload() {
         bytes.push(0);
         let payload_len = bytes.len() as u64 - 32;
         set_u64(bytes, 16, payload_len);
+        reseal_checksum(bytes);
     });
     relist(&dir, PROCESS);
     let image = Image::open(&dir).unwrap();
@@ -433,6 +448,7 @@ fn record_corrupt_cbor() {
         for byte in &mut bytes[32..] {
             *byte = 0xff;
         }
+        reseal_checksum(bytes);
     });
     relist(&dir, PROCESS);
     let image = Image::open(&dir).unwrap();
