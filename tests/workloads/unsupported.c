@@ -1,0 +1,130 @@
+/*
+ * unsupported: a process with one resource that `stasis dump` rejects.
+ *
+ * Usage: unsupported MODE DIR
+ *
+ *   thread  starts a second thread that sleeps
+ *   child   forks a child process that sleeps
+ *   socket  keeps a Unix domain socket open (unbound and unconnected, so it sends nothing)
+ *   tty     keeps both ends of a pseudoterminal open, opened with O_NOCTTY
+ *
+ * Once the resource exists it writes DIR/ready with one line of key=value
+ * pairs: "pid=P tid=T", "pid=P child=C", "pid=P fd=N" or "pid=P fd=M,S"
+ * (master and slave). Then it rewrites DIR/status at offset 0 every 10 ms with
+ * "tick N", so a test can see that it still runs, until it is killed.
+ * Setup errors exit 2.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void die(const char *message)
+{
+    fprintf(stderr, "unsupported: %s: %s\n", message, strerror(errno));
+    exit(2);
+}
+
+static void *sleep_forever(void *tid_out)
+{
+    *(volatile pid_t *)tid_out = gettid();
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static void write_ready_file(const char *dir, const char *text)
+{
+    char path[4096], temporary[4096];
+    int fd;
+
+    /* Written under another name and renamed, so a reader never sees half a line. */
+    snprintf(path, sizeof(path), "%s/ready", dir);
+    snprintf(temporary, sizeof(temporary), "%s/ready.tmp", dir);
+    fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        die("cannot create the ready file");
+    if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        die("cannot write the ready file");
+    close(fd);
+    if (rename(temporary, path) != 0)
+        die("cannot rename the ready file");
+}
+
+int main(int argc, char **argv)
+{
+    char ready[256];
+    char status_path[4096];
+    pid_t pid = getpid();
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: unsupported thread|child|socket|tty DIR\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    const char *dir = argv[2];
+
+    if (strcmp(mode, "thread") == 0) {
+        static volatile pid_t tid;
+        pthread_t thread;
+        int error = pthread_create(&thread, NULL, sleep_forever, (void *)&tid);
+        if (error != 0) {
+            errno = error;
+            die("pthread_create failed");
+        }
+        while (tid == 0)
+            usleep(1000);
+        snprintf(ready, sizeof(ready), "pid=%d tid=%d\n", (int)pid, (int)tid);
+    } else if (strcmp(mode, "child") == 0) {
+        pid_t child = fork();
+        if (child < 0)
+            die("fork failed");
+        if (child == 0) {
+            for (;;)
+                pause();
+        }
+        snprintf(ready, sizeof(ready), "pid=%d child=%d\n", (int)pid, (int)child);
+    } else if (strcmp(mode, "socket") == 0) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd < 0)
+            die("socket failed");
+        snprintf(ready, sizeof(ready), "pid=%d fd=%d\n", (int)pid, fd);
+    } else if (strcmp(mode, "tty") == 0) {
+        int master = posix_openpt(O_RDWR | O_NOCTTY);
+        if (master < 0)
+            die("posix_openpt failed");
+        if (grantpt(master) != 0 || unlockpt(master) != 0)
+            die("grantpt or unlockpt failed");
+        const char *slave_path = ptsname(master);
+        if (slave_path == NULL)
+            die("ptsname failed");
+        int slave = open(slave_path, O_RDWR | O_NOCTTY);
+        if (slave < 0)
+            die("cannot open the pseudoterminal slave");
+        snprintf(ready, sizeof(ready), "pid=%d fd=%d,%d\n", (int)pid, master, slave);
+    } else {
+        fprintf(stderr, "unsupported: unknown mode %s, expected thread, child, socket or tty\n",
+                mode);
+        return 2;
+    }
+
+    snprintf(status_path, sizeof(status_path), "%s/status", dir);
+    int status_fd = open(status_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (status_fd < 0)
+        die("cannot open the status file");
+    write_ready_file(dir, ready);
+
+    for (unsigned long long tick = 1;; tick++) {
+        char line[32];
+        /* Fixed width, so a shorter line never leaves digits of a longer one behind. */
+        int length = snprintf(line, sizeof(line), "tick %020llu\n", tick);
+        if (pwrite(status_fd, line, (size_t)length, 0) != length)
+            die("cannot write the status file");
+        usleep(10000);
+    }
+}
