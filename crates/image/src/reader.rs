@@ -62,6 +62,43 @@ impl Image {
     /// Data files are not hashed here, because they can be many GiB. See
     /// [`Image::verify_data_file`].
     pub fn open(dir: &Path) -> Result<Image, ImageError> {
+        Image::open_checked(dir, None)
+    }
+
+    /// Opens the image in `dir` like [`Image::open`], and first checks that
+    /// the BLAKE3 hash of the manifest file equals `expected`.
+    ///
+    /// The hash is computed over the same bytes that are then decoded, so a
+    /// manifest checked by the caller (for example against a signature)
+    /// cannot be swapped for another before it is used.
+    pub fn open_expecting_manifest_hash(
+        dir: &Path,
+        expected: &blake3::Hash,
+    ) -> Result<Image, ImageError> {
+        Image::open_checked(dir, Some(expected))
+    }
+
+    /// Decodes and checks the bytes of a manifest file read from `path`:
+    /// header, CBOR, [`validate_manifest`](crate::validate::validate_manifest)
+    /// and that `format_version` equals the header's. Does not look at the
+    /// files the manifest lists.
+    pub fn decode_manifest(bytes: &[u8], path: &Path) -> Result<Manifest, ImageError> {
+        let (header, manifest): (Header, Manifest) =
+            decode_record_bytes(bytes, RecordKind::Manifest, path)?;
+        manifest.validate(path)?;
+        if manifest.format_version != header.version {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "manifest field format_version is {} but the header has version {}",
+                    manifest.format_version, header.version
+                ),
+            ));
+        }
+        Ok(manifest)
+    }
+
+    fn open_checked(dir: &Path, expected: Option<&blake3::Hash>) -> Result<Image, ImageError> {
         match fs::metadata(dir) {
             Ok(metadata) if metadata.is_dir() => {}
             Ok(_) => return Err(ImageError::NotADirectory(dir.to_path_buf())),
@@ -78,18 +115,21 @@ impl Image {
             }
             result => result?,
         };
-        let (header, manifest): (Header, Manifest) =
-            decode_record_bytes(&bytes, RecordKind::Manifest, &manifest_path)?;
-        manifest.validate(&manifest_path)?;
-        if manifest.format_version != header.version {
-            return Err(ImageError::invalid(
-                &manifest_path,
-                format!(
-                    "manifest field format_version is {} but the header has version {}",
-                    manifest.format_version, header.version
-                ),
-            ));
+        if let Some(expected) = expected {
+            let actual = blake3::hash(&bytes);
+            if actual != *expected {
+                return Err(ImageError::invalid(
+                    &manifest_path,
+                    format!(
+                        "the manifest has BLAKE3 hash {}, expected {}; it changed after its \
+                         hash was checked",
+                        actual.to_hex(),
+                        expected.to_hex()
+                    ),
+                ));
+            }
         }
+        let manifest = Image::decode_manifest(&bytes, &manifest_path)?;
 
         let mut index = HashMap::with_capacity(manifest.files.len());
         for (position, entry) in manifest.files.iter().enumerate() {
@@ -103,8 +143,8 @@ impl Image {
 
         Ok(Image {
             dir: dir.to_path_buf(),
+            version: manifest.format_version,
             manifest,
-            version: header.version,
             index,
         })
     }

@@ -85,6 +85,26 @@ pub fn seize(pid: i32, kill_on_exit: bool) -> Result<()> {
     Ok(())
 }
 
+/// Replaces the ptrace options of a seized tracee (PTRACE_O_* bits).
+pub fn set_options(pid: i32, options: i32) -> Result<()> {
+    request("PTRACE_SETOPTIONS", libc::PTRACE_SETOPTIONS, pid, 0, options as usize)?;
+    Ok(())
+}
+
+/// Returns the message of the last PTRACE_EVENT_* stop, such as the new
+/// thread's TID after PTRACE_EVENT_CLONE.
+pub fn event_message(pid: i32) -> Result<u64> {
+    let mut message: libc::c_ulong = 0;
+    request(
+        "PTRACE_GETEVENTMSG",
+        libc::PTRACE_GETEVENTMSG,
+        pid,
+        0,
+        &mut message as *mut libc::c_ulong as usize,
+    )?;
+    Ok(message as u64)
+}
+
 pub fn interrupt(pid: i32) -> Result<()> {
     request("PTRACE_INTERRUPT", libc::PTRACE_INTERRUPT, pid, 0, 0)?;
     Ok(())

@@ -31,6 +31,8 @@ pub struct RemoteProcess {
     /// True while the tracee sits in a syscall-exit stop rather than an
     /// event stop.
     in_syscall_stop: bool,
+    /// Task created by the last clone run through this handle.
+    new_task: Option<i32>,
 }
 
 impl RemoteProcess {
@@ -44,6 +46,7 @@ impl RemoteProcess {
             gadget,
             regs,
             in_syscall_stop: false,
+            new_task: None,
         })
     }
 
@@ -56,7 +59,7 @@ impl RemoteProcess {
         self.gadget
     }
 
-    /// Moves the gadget by `delta` bytes after the vdso was moved with mremap.
+    /// Moves the gadget along with the vdso after an mremap of the vdso.
     pub fn relocate_gadget(&mut self, old_vdso_start: u64, new_vdso_start: u64) {
         self.gadget = self.gadget - old_vdso_start + new_vdso_start;
     }
@@ -91,6 +94,7 @@ impl RemoteProcess {
         self.step_to_syscall_stop(name)?;
         self.in_syscall_stop = true;
 
+
         let after = ptrace::get_regs(self.pid)?;
         Ok(after.rax as i64)
     }
@@ -108,16 +112,34 @@ impl RemoteProcess {
         Ok(ret as u64)
     }
 
-    fn step_to_syscall_stop(&self, name: &'static str) -> Result<()> {
-        ptrace::resume_syscall(self.pid)?;
-        match ptrace::wait_stop(self.pid)? {
-            Stop::Syscall => Ok(()),
-            other => Err(LinuxError::UnexpectedStop {
-                pid: self.pid,
-                step: name,
-                status: other.to_string(),
-            }),
+    /// Resumes to the next syscall stop. PTRACE_EVENT_CLONE, _FORK and
+    /// _VFORK stops on the way (a clone run with PTRACE_O_TRACECLONE set)
+    /// are passed, and the new task's ID is kept for [`Self::take_new_task`].
+    fn step_to_syscall_stop(&mut self, name: &'static str) -> Result<()> {
+        loop {
+            ptrace::resume_syscall(self.pid)?;
+            match ptrace::wait_stop(self.pid)? {
+                Stop::Syscall => return Ok(()),
+                Stop::OtherEvent(event)
+                    if [libc::PTRACE_EVENT_CLONE, libc::PTRACE_EVENT_FORK, libc::PTRACE_EVENT_VFORK]
+                        .contains(&event) =>
+                {
+                    self.new_task = Some(ptrace::event_message(self.pid)? as i32);
+                }
+                other => {
+                    return Err(LinuxError::UnexpectedStop {
+                        pid: self.pid,
+                        step: name,
+                        status: other.to_string(),
+                    })
+                }
+            }
         }
+    }
+
+    /// Returns the ID of the task that the last clone created, if any.
+    pub fn take_new_task(&mut self) -> Option<i32> {
+        self.new_task.take()
     }
 
     /// Puts the saved registers back and leaves the tracee in an event stop,

@@ -144,6 +144,7 @@ fn dump_and_restore(mib: usize, run: usize) -> (f64, f64) {
     let restored = restore(&RestoreOptions {
         dir: shm.clone(),
         skip_file_checks: true,
+        manifest_hash: None,
     })
     .expect("restore");
     let restore_s = started.elapsed().as_secs_f64();

@@ -1,103 +1,110 @@
 //! Stopping a process for a dump and resuming it exactly as it was.
 //!
-//! The target is seized and interrupted. A signal that reaches a
-//! signal-delivery stop on the way is taken off its path (the kernel has
-//! already dequeued it) and kept, so it can be saved in the image and put
-//! back into the queue when the target resumes. While frozen, every signal
-//! is blocked, so the system calls stasis runs in the target are never
-//! interrupted by a handler.
+//! Every thread is seized and interrupted, and the thread list is read
+//! again until no new thread appears, so a thread created while stopping
+//! is caught too. A signal that reaches a signal-delivery stop on the way
+//! is taken off its path (the kernel has already dequeued it) and kept, so
+//! it can be saved in the image and put back into the queue when the
+//! target resumes. While frozen, every signal is blocked in every thread,
+//! so the system calls stasis runs in the target are never interrupted by
+//! a handler.
 
 use stasis_linux::ptrace::{self, Stop, SIGINFO_SIZE};
 use stasis_linux::remote::RemoteProcess;
-use stasis_linux::{LinuxError, Result};
+use stasis_linux::{proc, LinuxError, Result};
 use tracing::{debug, warn};
 
 /// Every signal blocked; the kernel ignores the bits of SIGKILL and SIGSTOP.
 const ALL_SIGNALS: u64 = u64::MAX;
 
-/// A seized and stopped target.
-pub struct Frozen {
-    pub pid: i32,
-    /// The signal mask the target had.
+/// One stopped thread of the target.
+pub struct FrozenThread {
+    pub tid: i32,
+    /// The signal mask the thread had.
     pub sigmask: u64,
     /// Signals dequeued while stopping, to be queued again on release.
     pub deferred: Vec<[u8; SIGINFO_SIZE]>,
     pub remote: Option<RemoteProcess>,
+}
+
+/// A seized and stopped target, main thread first.
+pub struct Frozen {
+    pub pid: i32,
+    pub threads: Vec<FrozenThread>,
     released: bool,
 }
 
 impl Frozen {
-    /// Seizes `pid` and waits until it is stopped.
+    /// Seizes every thread of `pid` and waits until all are stopped.
     pub fn seize(pid: i32) -> Result<Frozen> {
-        ptrace::seize(pid, false)?;
         let mut frozen = Frozen {
             pid,
-            sigmask: 0,
-            deferred: Vec::new(),
-            remote: None,
+            threads: Vec::new(),
             released: false,
         };
-        if let Err(err) = frozen.stop() {
-            // Best effort: the tracee may still be running.
-            let _ = ptrace::detach(pid);
+        if let Err(err) = frozen.stop_all() {
             frozen.released = true;
+            for thread in &frozen.threads {
+                // Best effort: a thread may have exited meanwhile.
+                let _ = ptrace::set_sigmask(thread.tid, thread.sigmask);
+                let _ = ptrace::detach(thread.tid);
+            }
             return Err(err);
         }
+        frozen.threads.sort_by_key(|thread| thread.tid != pid);
         Ok(frozen)
     }
 
-    fn stop(&mut self) -> Result<()> {
-        ptrace::interrupt(self.pid)?;
+    fn stop_all(&mut self) -> Result<()> {
         loop {
-            match ptrace::wait_stop(self.pid)? {
-                Stop::Event => break,
-                Stop::Signal(signal) => {
-                    let info = ptrace::get_siginfo(self.pid)?;
-                    debug!(
-                        pid = self.pid,
-                        signal, "deferring signal caught while stopping"
-                    );
-                    self.deferred.push(info);
-                    ptrace::cont(self.pid, 0)?;
-                }
-                other => {
-                    return Err(LinuxError::UnexpectedStop {
-                        pid: self.pid,
-                        step: "stopping the process",
-                        status: other.to_string(),
-                    })
-                }
+            let tids = proc::threads(self.pid)?;
+            let new: Vec<i32> = tids
+                .into_iter()
+                .filter(|tid| !self.threads.iter().any(|thread| thread.tid == *tid))
+                .collect();
+            if new.is_empty() {
+                return Ok(());
+            }
+            for tid in new {
+                ptrace::seize(tid, false)?;
+                self.threads.push(FrozenThread {
+                    tid,
+                    sigmask: 0,
+                    deferred: Vec::new(),
+                    remote: None,
+                });
+                let thread = self.threads.last_mut().expect("pushed above");
+                stop_thread(thread)?;
             }
         }
-        self.sigmask = ptrace::get_sigmask(self.pid)?;
-        ptrace::set_sigmask(self.pid, ALL_SIGNALS)?;
-        Ok(())
     }
 
-    /// Returns the remote-syscall handle, creating it on first use.
-    pub fn remote(&mut self, vdso: (u64, u64)) -> Result<&mut RemoteProcess> {
-        if self.remote.is_none() {
-            self.remote = Some(RemoteProcess::new(self.pid, vdso)?);
+    /// Returns the remote-syscall handle of thread `index`, creating it on
+    /// first use. `vdso` is the (start, end) of the [vdso] mapping.
+    pub fn remote(&mut self, index: usize, vdso: (u64, u64)) -> Result<&mut RemoteProcess> {
+        let thread = &mut self.threads[index];
+        if thread.remote.is_none() {
+            thread.remote = Some(RemoteProcess::new(thread.tid, vdso)?);
         }
-        Ok(self.remote.as_mut().expect("set above"))
+        Ok(thread.remote.as_mut().expect("set above"))
     }
 
     /// Resumes the target as it was: deferred signals queued again, signal
-    /// mask and registers restored, ptrace detached.
+    /// masks and registers restored, ptrace detached from every thread.
     pub fn release(mut self) -> Result<()> {
         self.released = true;
         self.resume()
     }
 
     fn resume(&mut self) -> Result<()> {
-        if let Some(remote) = self.remote.as_mut() {
-            requeue_signals(remote, &self.deferred)?;
+        let mut first_error = None;
+        for thread in &mut self.threads {
+            if let Err(err) = resume_thread(self.pid, thread) {
+                warn!(tid = thread.tid, %err, "failed to resume a thread");
+                first_error.get_or_insert(err);
+            }
         }
-        ptrace::set_sigmask(self.pid, self.sigmask)?;
-        if let Some(remote) = self.remote.as_mut() {
-            remote.park()?;
-        }
-        ptrace::detach(self.pid)
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Kills the target while it is still stopped, after a successful dump.
@@ -105,7 +112,9 @@ impl Frozen {
         self.released = true;
         // SAFETY: kill(2) with a PID and signal number has no memory effects.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        let _ = ptrace::detach(self.pid);
+        for thread in &self.threads {
+            let _ = ptrace::detach(thread.tid);
+        }
     }
 }
 
@@ -119,21 +128,68 @@ impl Drop for Frozen {
     }
 }
 
-/// Queues `signals` again in the target with rt_tgsigqueueinfo run in the
-/// target itself, which keeps their siginfo (sender, si_code) intact.
-fn requeue_signals(remote: &mut RemoteProcess, signals: &[[u8; SIGINFO_SIZE]]) -> Result<()> {
-    if signals.is_empty() {
-        return Ok(());
+/// Interrupts a seized thread and waits for its event stop, deferring any
+/// signal delivered on the way, then blocks its signals.
+fn stop_thread(thread: &mut FrozenThread) -> Result<()> {
+    let tid = thread.tid;
+    ptrace::interrupt(tid)?;
+    loop {
+        match ptrace::wait_stop(tid)? {
+            Stop::Event => break,
+            Stop::Signal(signal) => {
+                let info = ptrace::get_siginfo(tid)?;
+                debug!(tid, signal, "deferring signal caught while stopping");
+                thread.deferred.push(info);
+                ptrace::cont(tid, 0)?;
+            }
+            other => {
+                return Err(LinuxError::UnexpectedStop {
+                    pid: tid,
+                    step: "stopping the process",
+                    status: other.to_string(),
+                })
+            }
+        }
     }
-    let pid = remote.pid();
+    thread.sigmask = ptrace::get_sigmask(tid)?;
+    ptrace::set_sigmask(tid, ALL_SIGNALS)
+}
+
+fn resume_thread(pid: i32, thread: &mut FrozenThread) -> Result<()> {
+    if !thread.deferred.is_empty() {
+        let remote = match thread.remote.as_mut() {
+            Some(remote) => remote,
+            None => {
+                let vdso = proc::mappings(pid)?
+                    .into_iter()
+                    .find(|m| m.backing == proc::MapBacking::Vdso)
+                    .map(|m| (m.start, m.end))
+                    .ok_or(LinuxError::NoSyscallGadget { pid })?;
+                thread.remote.insert(RemoteProcess::new(thread.tid, vdso)?)
+            }
+        };
+        requeue_signals(pid, remote, &thread.deferred)?;
+    }
+    ptrace::set_sigmask(thread.tid, thread.sigmask)?;
+    if let Some(remote) = thread.remote.as_mut() {
+        remote.park()?;
+    }
+    ptrace::detach(thread.tid)
+}
+
+/// Queues `signals` again for the thread that `remote` runs in, with
+/// rt_tgsigqueueinfo run in the target itself, which keeps their siginfo
+/// (sender, si_code) intact.
+fn requeue_signals(pid: i32, remote: &mut RemoteProcess, signals: &[[u8; SIGINFO_SIZE]]) -> Result<()> {
+    let tid = remote.pid();
     let scratch = remote.mmap_anonymous(0, 4096)?;
     for info in signals {
         let signo = i32::from_ne_bytes(info[0..4].try_into().expect("4 bytes"));
-        stasis_linux::mem::write(pid, scratch, info)?;
+        stasis_linux::mem::write(tid, scratch, info)?;
         remote.syscall(
             "rt_tgsigqueueinfo",
             libc::SYS_rt_tgsigqueueinfo,
-            [pid as u64, pid as u64, signo as u64, scratch, 0, 0],
+            [pid as u64, tid as u64, signo as u64, scratch, 0, 0],
         )?;
     }
     remote.munmap(scratch, 4096)

@@ -1,9 +1,9 @@
 //! Checkpoint of one process into an image directory.
 //!
 //! Steps, with the target stopped from the first to the last:
-//! 1. check that the target has nothing stasis cannot save (threads,
-//!    children, seccomp, a changed root);
-//! 2. seize and stop it, blocking its signals;
+//! 1. check that the target has nothing stasis cannot save (children,
+//!    POSIX timers, seccomp, a changed root, another PID namespace);
+//! 2. seize and stop every thread, blocking its signals;
 //! 3. run system calls inside it to read what /proc does not show
 //!    (signal dispositions, sigaltstack, timers, brk …);
 //! 4. save fds, mappings and private pages, then the process record;
@@ -144,14 +144,19 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
             ),
         });
     }
-    let threads = proc::threads(pid).step(pid, "listing threads")?;
-    if let Some(extra) = threads.iter().find(|&&tid| tid != pid) {
+    let timers = std::fs::read_to_string(format!("/proc/{pid}/timers")).unwrap_or_default();
+    if let Some(id) = timers.lines().find_map(|line| line.strip_prefix("ID: ")) {
         return Err(DumpError::Unsupported {
             pid,
-            reason: format!(
-                "it has {} threads (thread {extra} besides the main one); multi-threaded processes are not supported yet",
-                threads.len()
-            ),
+            reason: format!("it has POSIX timer {id} (timer_create), which stasis cannot save yet"),
+        });
+    }
+    let own_ns = std::fs::read_link("/proc/self/ns/pid").ok();
+    let target_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    if own_ns != target_ns {
+        return Err(DumpError::Unsupported {
+            pid,
+            reason: "it runs in another PID namespace, which stasis cannot save yet".into(),
         });
     }
     let children = proc::children(pid).step(pid, "listing children")?;
@@ -198,17 +203,15 @@ fn write_image(
             reason: "it has no [vdso] mapping, which stasis needs to run system calls in it".into(),
         })?;
 
-    let sigmask = frozen.sigmask;
-    let deferred = frozen.deferred.clone();
-    let remote = frozen
-        .remote(vdso)
-        .step(pid, "preparing remote system calls")?;
-    let scratch = remote
+    let scratch = frozen
+        .remote(0, vdso)
+        .step(pid, "preparing remote system calls")?
         .mmap_anonymous(0, crate::PAGE_SIZE)
         .step(pid, "mapping a scratch page")?;
-    let collected = process::collect(pid, remote, scratch, sigmask, &deferred);
-    remote
-        .munmap(scratch, crate::PAGE_SIZE)
+    let collected = process::collect(pid, frozen, vdso, scratch);
+    frozen
+        .remote(0, vdso)
+        .and_then(|remote| remote.munmap(scratch, crate::PAGE_SIZE))
         .step(pid, "unmapping the scratch page")?;
     let process = collected?;
 

@@ -10,6 +10,7 @@ use stasis_linux::remote::RemoteProcess;
 use stasis_linux::{mem, proc, ptrace};
 
 use crate::error::{DumpError, DumpStep};
+use crate::dump::freeze::Frozen;
 use crate::file_identity;
 
 /// Size of struct kernel_sigaction on x86-64: handler, flags, restorer, mask.
@@ -20,14 +21,20 @@ const PR_GET_SECUREBITS: u64 = 27;
 /// RLIMIT_CPU through RLIMIT_RTTIME.
 const RLIMIT_COUNT: u32 = 16;
 
-/// Everything about one process that is not memory or files.
-pub fn collect(
-    pid: i32,
-    remote: &mut RemoteProcess,
-    scratch: u64,
-    sigmask: u64,
-    deferred: &[[u8; ptrace::SIGINFO_SIZE]],
-) -> Result<Process, DumpError> {
+/// Everything about one process that is not memory or files. Process-wide
+/// state is read through the main thread, per-thread state through each
+/// thread; `scratch` is a page of the target's memory.
+pub fn collect(pid: i32, frozen: &mut Frozen, vdso: (u64, u64), scratch: u64) -> Result<Process, DumpError> {
+    let deferred: Vec<[u8; ptrace::SIGINFO_SIZE]> =
+        frozen.threads.iter().flat_map(|thread| thread.deferred.iter().copied()).collect();
+    let mut threads = Vec::with_capacity(frozen.threads.len());
+    for index in 0..frozen.threads.len() {
+        let sigmask = frozen.threads[index].sigmask;
+        let remote = frozen.remote(index, vdso).step(pid, "preparing remote system calls")?;
+        threads.push(collect_thread(remote, scratch, sigmask)?);
+    }
+    check_same_credentials(pid, &frozen.threads.iter().map(|t| t.tid).collect::<Vec<_>>())?;
+    let remote = frozen.remote(0, vdso).step(pid, "preparing remote system calls")?;
     let stat = proc::stat(pid).step(pid, "reading /proc/PID/stat")?;
     let status = proc::status(pid).step(pid, "reading /proc/PID/status")?;
 
@@ -93,11 +100,10 @@ pub fn collect(
         .iter()
         .map(|info| Bytes(info.to_vec()))
         .collect();
-    // A signal dequeued while stopping may have come from either queue; it is
-    // saved as process-wide, which delivers it to the only thread either way.
+    // NOTE: a signal dequeued while stopping may have come from the thread's
+    // own queue or the shared one; it is saved as process-wide, so in a
+    // multi-threaded process another thread may receive it after restore.
     shared_pending.extend(deferred.iter().map(|info| Bytes(info.to_vec())));
-
-    let thread = collect_thread(pid, remote, scratch, sigmask)?;
 
     Ok(Process {
         pid,
@@ -115,18 +121,14 @@ pub fn collect(
         itimers: collect_itimers(pid, remote, scratch)?,
         sigactions: collect_sigactions(pid, remote, scratch)?,
         shared_pending,
-        threads: vec![thread],
+        threads,
         cwd: cwd.to_string_lossy().into_owned(),
         root: root.to_string_lossy().into_owned(),
     })
 }
 
-fn collect_thread(
-    tid: i32,
-    remote: &mut RemoteProcess,
-    scratch: u64,
-    sigmask: u64,
-) -> Result<Thread, DumpError> {
+fn collect_thread(remote: &mut RemoteProcess, scratch: u64, sigmask: u64) -> Result<Thread, DumpError> {
+    let tid = remote.pid();
     let regs = crate::regs::from_user(remote.saved_regs());
     let xstate = ptrace::get_xstate(tid).step(tid, "reading the XSAVE registers")?;
     let pending = ptrace::peek_pending(tid, false)
@@ -176,7 +178,7 @@ fn collect_thread(
 
     Ok(Thread {
         tid,
-        comm: proc::comm(tid, tid).step(tid, "reading comm")?,
+        comm: proc::comm(tid_group(tid)?, tid).step(tid, "reading comm")?,
         regs,
         xstate: Bytes(xstate),
         sigmask,
@@ -189,6 +191,38 @@ fn collect_thread(
         },
         clear_child_tid,
     })
+}
+
+/// Returns the thread group (process) of thread `tid`.
+fn tid_group(tid: i32) -> Result<i32, DumpError> {
+    Ok(proc::status(tid).step(tid, "reading /proc/TID/status")?.tgid)
+}
+
+/// Rejects a process whose threads have different credentials, which the
+/// image records once per process.
+fn check_same_credentials(pid: i32, tids: &[i32]) -> Result<(), DumpError> {
+    let read = |tid: i32| -> Result<String, DumpError> {
+        let path = format!("/proc/{pid}/task/{tid}/status");
+        let text = std::fs::read_to_string(&path).map_err(|source| DumpError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Ok(text
+            .lines()
+            .filter(|line| ["Uid:", "Gid:", "Groups:", "Cap", "NoNewPrivs:"].iter().any(|key| line.starts_with(key)))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    };
+    let main = read(pid)?;
+    for &tid in tids.iter().filter(|&&tid| tid != pid) {
+        if read(tid)? != main {
+            return Err(DumpError::Unsupported {
+                pid,
+                reason: format!("thread {tid} has other credentials than the main thread, which stasis cannot save yet"),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn collect_sigactions(

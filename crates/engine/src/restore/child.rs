@@ -34,6 +34,8 @@ struct CloneArgs {
 /// process behind.
 pub struct Child {
     pub pid: i32,
+    /// Threads created after the main one, detached on release.
+    pub threads: Vec<i32>,
     released: bool,
 }
 
@@ -73,6 +75,7 @@ impl Child {
         }
         let child = Child {
             pid: ret as i32,
+            threads: Vec::new(),
             released: false,
         };
         child.stop()?;
@@ -100,6 +103,9 @@ impl Child {
     /// Lets the finished process run.
     pub fn release(mut self) -> Result<i32, RestoreError> {
         self.released = true;
+        for &tid in &self.threads {
+            ptrace::detach(tid).step(tid, "resuming a restored thread")?;
+        }
         ptrace::detach(self.pid).step(self.pid, "resuming the restored process")?;
         Ok(self.pid)
     }

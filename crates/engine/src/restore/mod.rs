@@ -16,6 +16,7 @@ mod child;
 mod files;
 mod memory;
 mod process;
+mod threads;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,6 +40,10 @@ pub struct RestoreOptions {
     pub dir: PathBuf,
     /// Accept mapped and open files whose size or mtime changed.
     pub skip_file_checks: bool,
+    /// BLAKE3 hash that the manifest file must have, such as the hash a
+    /// verified seal signs. The image is opened only if the manifest bytes
+    /// it reads have this hash.
+    pub manifest_hash: Option<[u8; 32]>,
 }
 
 /// Summary of a restore, printed by `stasis restore --json`.
@@ -55,7 +60,12 @@ pub struct RestoreSummary {
 /// returns and is a child of the calling process.
 pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError> {
     let started = Instant::now();
-    let image = Image::open(&options.dir)?;
+    let image = match &options.manifest_hash {
+        Some(hash) => {
+            Image::open_expecting_manifest_hash(&options.dir, &blake3::Hash::from_bytes(*hash))?
+        }
+        None => Image::open(&options.dir)?,
+    };
     let pid = image.manifest().root_pid;
     let process: Process = image.read_record(&stasis_image::format::process_file_name(pid))?;
     let map: MemoryMap = image.read_record(&stasis_image::format::memory_map_file_name(pid))?;
@@ -66,12 +76,9 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         .join(stasis_image::format::memory_map_file_name(pid));
     stasis_image::validate::validate_memory_map(&map, pages.len, &record_path)?;
     check_machine(&image)?;
-    if process.threads.len() != 1 {
+    if process.threads.first().map(|thread| thread.tid) != Some(pid) {
         return Err(RestoreError::Incompatible {
-            reason: format!(
-                "the image has {} threads; this stasis restores single-threaded processes",
-                process.threads.len()
-            ),
+            reason: format!("the first thread in the image is not the main thread {pid}"),
         });
     }
 
@@ -80,13 +87,13 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
     };
     let files = OpenedFiles::open(&image, &process, &map, &table, &check)?;
 
-    let child = Child::spawn(pid)?;
+    let mut child = Child::spawn(pid)?;
     info!(pid, "process created");
 
     let pages_name = map.pages_file.clone();
     let rebuilt = std::thread::scope(|scope| {
         let verifier = scope.spawn(|| image.verify_data_file(&pages_name));
-        let rebuilt = rebuild(&child, &process, &map, &files, pages.data_offset);
+        let rebuilt = rebuild(&mut child, &process, &map, &files, pages.data_offset);
         let verified = verifier.join().unwrap_or_else(|_| {
             Err(stasis_image::ImageError::Invalid {
                 path: image.dir().join(&pages_name),
@@ -112,55 +119,77 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
 /// Turns the stopped child into the saved process, stopping short of
 /// letting it run.
 fn rebuild(
-    child: &Child,
+    child: &mut Child,
     process: &Process,
     map: &MemoryMap,
     files: &OpenedFiles,
     pages_offset: u64,
 ) -> Result<(), RestoreError> {
     let pid = child.pid;
-    let vdso = proc::mappings(pid)
+    let vdso = vdso_of(pid)?;
+    let mut main = RemoteProcess::new(pid, vdso).step(pid, "preparing remote system calls")?;
+    check_xstate_size(pid, process)?;
+
+    let scratch = memory::prepare(&mut main, map, SCRATCH_LEN)?;
+    // The exe link can only change while no mapping of the current exe
+    // (stasis itself) exists, and the image may map the same file, so the
+    // mm fields are set between emptying and refilling the address space.
+    process::set_mm(&mut main, scratch, process, files)?;
+    memory::map_and_fill(&mut main, map, files, pages_offset)?;
+    process::set_fds(&mut main, files)?;
+    process::set_process_state(&mut main, scratch, process)?;
+    process::set_sigactions(&mut main, scratch, process)?;
+
+    let vdso = vdso_of(pid)?;
+    let others = threads::create(&mut main, scratch, process, vdso)?;
+    child.threads = others.iter().map(RemoteProcess::pid).collect();
+    let mut remotes = vec![main];
+    remotes.extend(others);
+
+    for (remote, thread) in remotes.iter_mut().zip(&process.threads) {
+        process::set_thread_state(remote, scratch, thread)?;
+    }
+    process::queue_signals(&mut remotes[0], scratch, process)?;
+    for remote in remotes.iter_mut() {
+        process::set_credentials(remote, scratch, process)?;
+    }
+    remotes[0].munmap(scratch, SCRATCH_LEN).step(pid, "unmapping the scratch area")?;
+
+    for (remote, thread) in remotes.iter_mut().zip(&process.threads) {
+        let tid = remote.pid();
+        ptrace::set_sigmask(tid, thread.sigmask).step(tid, "setting the signal mask")?;
+        remote.set_saved_regs(crate::regs::to_user(&thread.regs));
+        remote.park().step(tid, "setting the registers")?;
+        ptrace::set_xstate(tid, &thread.xstate.0).step(tid, "setting the XSAVE registers")?;
+    }
+    Ok(())
+}
+
+/// Returns the (start, end) of the [vdso] mapping of `pid`.
+fn vdso_of(pid: i32) -> Result<(u64, u64), RestoreError> {
+    proc::mappings(pid)
         .step(pid, "reading the new process's mappings")?
         .into_iter()
         .find(|m| m.backing == MapBacking::Vdso)
         .map(|m| (m.start, m.end))
         .ok_or_else(|| RestoreError::Incompatible {
             reason: "this kernel gives processes no [vdso], which stasis needs to run system calls in them".into(),
-        })?;
-    let mut remote = RemoteProcess::new(pid, vdso).step(pid, "preparing remote system calls")?;
-    let thread = &process.threads[0];
+        })
+}
 
-    let xstate_here = ptrace::get_xstate(pid).step(pid, "reading the XSAVE registers")?;
-    if xstate_here.len() != thread.xstate.0.len() {
-        return Err(RestoreError::Incompatible {
-            reason: format!(
-                "the XSAVE area is {} bytes on this CPU but {} bytes in the image; restore on a CPU with the same register set",
-                xstate_here.len(),
-                thread.xstate.0.len()
-            ),
-        });
+/// Checks that this CPU's XSAVE area has the size of the saved ones.
+fn check_xstate_size(pid: i32, process: &Process) -> Result<(), RestoreError> {
+    let here = ptrace::get_xstate(pid).step(pid, "reading the XSAVE registers")?.len();
+    for thread in &process.threads {
+        if thread.xstate.0.len() != here {
+            return Err(RestoreError::Incompatible {
+                reason: format!(
+                    "the XSAVE area is {here} bytes on this CPU but {} bytes in the image; restore on a CPU with the same register set",
+                    thread.xstate.0.len()
+                ),
+            });
+        }
     }
-
-    let scratch = memory::prepare(&mut remote, map, SCRATCH_LEN)?;
-    // The exe link can only change while no mapping of the current exe
-    // (stasis itself) exists, and the image may map the same file, so the
-    // mm fields are set between emptying and refilling the address space.
-    process::set_mm(&mut remote, scratch, process, files)?;
-    memory::map_and_fill(&mut remote, map, files, pages_offset)?;
-    process::set_fds(&mut remote, files)?;
-    process::set_process_state(&mut remote, scratch, process)?;
-    process::set_thread_state(&mut remote, scratch, thread)?;
-    process::set_sigactions(&mut remote, scratch, process)?;
-    process::set_credentials(&mut remote, scratch, process)?;
-    process::queue_signals(&mut remote, scratch, process)?;
-    remote
-        .munmap(scratch, SCRATCH_LEN)
-        .step(pid, "unmapping the scratch area")?;
-
-    ptrace::set_sigmask(pid, thread.sigmask).step(pid, "setting the signal mask")?;
-    remote.set_saved_regs(crate::regs::to_user(&thread.regs));
-    remote.park().step(pid, "setting the registers")?;
-    ptrace::set_xstate(pid, &thread.xstate.0).step(pid, "setting the XSAVE registers")?;
     Ok(())
 }
 

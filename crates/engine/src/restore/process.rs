@@ -134,17 +134,6 @@ pub fn set_process_state(
             [process.umask as u64, 0, 0, 0, 0, 0],
         )
         .step(pid, "setting the umask")?;
-    let mut name = process.comm.as_bytes().to_vec();
-    name.truncate(15);
-    name.push(0);
-    put(remote, scratch, &name)?;
-    remote
-        .syscall(
-            "prctl(PR_SET_NAME)",
-            libc::SYS_prctl,
-            [PR_SET_NAME, scratch, 0, 0, 0, 0],
-        )
-        .step(pid, "setting the process name")?;
     remote
         .syscall(
             "prctl(PR_SET_TIMERSLACK)",
@@ -205,14 +194,25 @@ pub fn set_process_state(
     Ok(())
 }
 
-/// Restores the per-thread state that system calls set: robust list,
-/// clear_child_tid, sigaltstack, rseq.
+/// Restores the per-thread state that system calls set: name, robust
+/// list, clear_child_tid, sigaltstack, rseq. `remote` runs in the thread.
 pub fn set_thread_state(
     remote: &mut RemoteProcess,
     scratch: u64,
     thread: &Thread,
 ) -> Result<(), RestoreError> {
     let pid = remote.pid();
+    let mut name = thread.comm.as_bytes().to_vec();
+    name.truncate(15);
+    name.push(0);
+    put(remote, scratch, &name)?;
+    remote
+        .syscall(
+            "prctl(PR_SET_NAME)",
+            libc::SYS_prctl,
+            [PR_SET_NAME, scratch, 0, 0, 0, 0],
+        )
+        .step(pid, "setting the thread name")?;
     remote
         .syscall(
             "set_robust_list",
@@ -329,9 +329,10 @@ pub fn queue_signals(
     Ok(())
 }
 
-/// Sets groups, GIDs, UIDs, capabilities, securebits and no_new_privs. Runs
-/// last among the system calls, because it can drop the privileges the
-/// other steps need.
+/// Sets groups, GIDs, UIDs, capabilities, securebits and no_new_privs of
+/// the thread that `remote` runs in (credentials are per thread in Linux).
+/// Runs last among the system calls, because it can drop the privileges
+/// the other steps need.
 pub fn set_credentials(
     remote: &mut RemoteProcess,
     scratch: u64,

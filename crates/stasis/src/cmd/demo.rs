@@ -108,6 +108,7 @@ fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
     let restored = restore(&RestoreOptions {
         dir: image,
         skip_file_checks: false,
+        manifest_hash: None,
     })
     .context("restore failed")?;
     println!(

@@ -33,6 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = RestoreOptions {
         dir: args.dir.clone(),
         skip_file_checks: args.skip_file_checks,
+        manifest_hash: None,
     };
     let summary =
         restore(&options).with_context(|| format!("restore from {} failed", args.dir.display()))?;
