@@ -87,7 +87,13 @@ pub fn seize(pid: i32, kill_on_exit: bool) -> Result<()> {
 
 /// Replaces the ptrace options of a seized tracee (PTRACE_O_* bits).
 pub fn set_options(pid: i32, options: i32) -> Result<()> {
-    request("PTRACE_SETOPTIONS", libc::PTRACE_SETOPTIONS, pid, 0, options as usize)?;
+    request(
+        "PTRACE_SETOPTIONS",
+        libc::PTRACE_SETOPTIONS,
+        pid,
+        0,
+        options as usize,
+    )?;
     Ok(())
 }
 

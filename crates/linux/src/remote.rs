@@ -94,7 +94,6 @@ impl RemoteProcess {
         self.step_to_syscall_stop(name)?;
         self.in_syscall_stop = true;
 
-
         let after = ptrace::get_regs(self.pid)?;
         Ok(after.rax as i64)
     }
@@ -121,8 +120,12 @@ impl RemoteProcess {
             match ptrace::wait_stop(self.pid)? {
                 Stop::Syscall => return Ok(()),
                 Stop::OtherEvent(event)
-                    if [libc::PTRACE_EVENT_CLONE, libc::PTRACE_EVENT_FORK, libc::PTRACE_EVENT_VFORK]
-                        .contains(&event) =>
+                    if [
+                        libc::PTRACE_EVENT_CLONE,
+                        libc::PTRACE_EVENT_FORK,
+                        libc::PTRACE_EVENT_VFORK,
+                    ]
+                    .contains(&event) =>
                 {
                     self.new_task = Some(ptrace::event_message(self.pid)? as i32);
                 }

@@ -180,7 +180,11 @@ fn resume_thread(pid: i32, thread: &mut FrozenThread) -> Result<()> {
 /// Queues `signals` again for the thread that `remote` runs in, with
 /// rt_tgsigqueueinfo run in the target itself, which keeps their siginfo
 /// (sender, si_code) intact.
-fn requeue_signals(pid: i32, remote: &mut RemoteProcess, signals: &[[u8; SIGINFO_SIZE]]) -> Result<()> {
+fn requeue_signals(
+    pid: i32,
+    remote: &mut RemoteProcess,
+    signals: &[[u8; SIGINFO_SIZE]],
+) -> Result<()> {
     let tid = remote.pid();
     let scratch = remote.mmap_anonymous(0, 4096)?;
     for info in signals {

@@ -9,8 +9,8 @@ use stasis_image::{
 use stasis_linux::remote::RemoteProcess;
 use stasis_linux::{mem, proc, ptrace};
 
-use crate::error::{DumpError, DumpStep};
 use crate::dump::freeze::Frozen;
+use crate::error::{DumpError, DumpStep};
 use crate::file_identity;
 
 /// Size of struct kernel_sigaction on x86-64: handler, flags, restorer, mask.
@@ -24,17 +24,32 @@ const RLIMIT_COUNT: u32 = 16;
 /// Everything about one process that is not memory or files. Process-wide
 /// state is read through the main thread, per-thread state through each
 /// thread; `scratch` is a page of the target's memory.
-pub fn collect(pid: i32, frozen: &mut Frozen, vdso: (u64, u64), scratch: u64) -> Result<Process, DumpError> {
-    let deferred: Vec<[u8; ptrace::SIGINFO_SIZE]> =
-        frozen.threads.iter().flat_map(|thread| thread.deferred.iter().copied()).collect();
+pub fn collect(
+    pid: i32,
+    frozen: &mut Frozen,
+    vdso: (u64, u64),
+    scratch: u64,
+) -> Result<Process, DumpError> {
+    let deferred: Vec<[u8; ptrace::SIGINFO_SIZE]> = frozen
+        .threads
+        .iter()
+        .flat_map(|thread| thread.deferred.iter().copied())
+        .collect();
     let mut threads = Vec::with_capacity(frozen.threads.len());
     for index in 0..frozen.threads.len() {
         let sigmask = frozen.threads[index].sigmask;
-        let remote = frozen.remote(index, vdso).step(pid, "preparing remote system calls")?;
+        let remote = frozen
+            .remote(index, vdso)
+            .step(pid, "preparing remote system calls")?;
         threads.push(collect_thread(remote, scratch, sigmask)?);
     }
-    check_same_credentials(pid, &frozen.threads.iter().map(|t| t.tid).collect::<Vec<_>>())?;
-    let remote = frozen.remote(0, vdso).step(pid, "preparing remote system calls")?;
+    check_same_credentials(
+        pid,
+        &frozen.threads.iter().map(|t| t.tid).collect::<Vec<_>>(),
+    )?;
+    let remote = frozen
+        .remote(0, vdso)
+        .step(pid, "preparing remote system calls")?;
     let stat = proc::stat(pid).step(pid, "reading /proc/PID/stat")?;
     let status = proc::status(pid).step(pid, "reading /proc/PID/status")?;
 
@@ -127,7 +142,11 @@ pub fn collect(pid: i32, frozen: &mut Frozen, vdso: (u64, u64), scratch: u64) ->
     })
 }
 
-fn collect_thread(remote: &mut RemoteProcess, scratch: u64, sigmask: u64) -> Result<Thread, DumpError> {
+fn collect_thread(
+    remote: &mut RemoteProcess,
+    scratch: u64,
+    sigmask: u64,
+) -> Result<Thread, DumpError> {
     let tid = remote.pid();
     let regs = crate::regs::from_user(remote.saved_regs());
     let xstate = ptrace::get_xstate(tid).step(tid, "reading the XSAVE registers")?;
@@ -195,7 +214,9 @@ fn collect_thread(remote: &mut RemoteProcess, scratch: u64, sigmask: u64) -> Res
 
 /// Returns the thread group (process) of thread `tid`.
 fn tid_group(tid: i32) -> Result<i32, DumpError> {
-    Ok(proc::status(tid).step(tid, "reading /proc/TID/status")?.tgid)
+    Ok(proc::status(tid)
+        .step(tid, "reading /proc/TID/status")?
+        .tgid)
 }
 
 /// Rejects a process whose threads have different credentials, which the
@@ -209,7 +230,11 @@ fn check_same_credentials(pid: i32, tids: &[i32]) -> Result<(), DumpError> {
         })?;
         Ok(text
             .lines()
-            .filter(|line| ["Uid:", "Gid:", "Groups:", "Cap", "NoNewPrivs:"].iter().any(|key| line.starts_with(key)))
+            .filter(|line| {
+                ["Uid:", "Gid:", "Groups:", "Cap", "NoNewPrivs:"]
+                    .iter()
+                    .any(|key| line.starts_with(key))
+            })
             .collect::<Vec<_>>()
             .join("\n"))
     };

@@ -153,7 +153,9 @@ fn rebuild(
     for remote in remotes.iter_mut() {
         process::set_credentials(remote, scratch, process)?;
     }
-    remotes[0].munmap(scratch, SCRATCH_LEN).step(pid, "unmapping the scratch area")?;
+    remotes[0]
+        .munmap(scratch, SCRATCH_LEN)
+        .step(pid, "unmapping the scratch area")?;
 
     for (remote, thread) in remotes.iter_mut().zip(&process.threads) {
         let tid = remote.pid();
@@ -179,7 +181,9 @@ fn vdso_of(pid: i32) -> Result<(u64, u64), RestoreError> {
 
 /// Checks that this CPU's XSAVE area has the size of the saved ones.
 fn check_xstate_size(pid: i32, process: &Process) -> Result<(), RestoreError> {
-    let here = ptrace::get_xstate(pid).step(pid, "reading the XSAVE registers")?.len();
+    let here = ptrace::get_xstate(pid)
+        .step(pid, "reading the XSAVE registers")?
+        .len();
     for thread in &process.threads {
         if thread.xstate.0.len() != here {
             return Err(RestoreError::Incompatible {

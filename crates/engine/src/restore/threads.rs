@@ -40,7 +40,8 @@ pub fn create(
         return Ok(Vec::new());
     }
     let options = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
-    ptrace::set_options(pid, options | libc::PTRACE_O_TRACECLONE).step(pid, "tracing thread creation")?;
+    ptrace::set_options(pid, options | libc::PTRACE_O_TRACECLONE)
+        .step(pid, "tracing thread creation")?;
 
     let mut threads = Vec::new();
     for thread in &process.threads[1..] {
@@ -55,7 +56,11 @@ pub fn create(
         mem::write(pid, args, &bytes).step(pid, "writing clone arguments")?;
 
         let created = main
-            .syscall_raw("clone3", libc::SYS_clone3, [args, CLONE_ARGS_SIZE, 0, 0, 0, 0])
+            .syscall_raw(
+                "clone3",
+                libc::SYS_clone3,
+                [args, CLONE_ARGS_SIZE, 0, 0, 0, 0],
+            )
             .step(pid, format!("creating thread {tid}"))?;
         if created == -(libc::EEXIST as i64) {
             return Err(RestoreError::PidInUse {
