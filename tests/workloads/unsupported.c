@@ -3,13 +3,13 @@
  *
  * Usage: unsupported MODE DIR
  *
- *   thread  starts a second thread that sleeps
+ *   timer   creates a POSIX timer (timer_create) that is never armed
  *   child   forks a child process that sleeps
  *   socket  keeps a Unix domain socket open (unbound and unconnected, so it sends nothing)
  *   tty     keeps both ends of a pseudoterminal open, opened with O_NOCTTY
  *
  * Once the resource exists it writes DIR/ready with one line of key=value
- * pairs: "pid=P tid=T", "pid=P child=C", "pid=P fd=N" or "pid=P fd=M,S"
+ * pairs: "pid=P timer=T", "pid=P child=C", "pid=P fd=N" or "pid=P fd=M,S"
  * (master and slave). Then it rewrites DIR/status at offset 0 every 10 ms with
  * "tick N", so a test can see that it still runs, until it is killed.
  * Setup errors exit 2.
@@ -17,25 +17,18 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static void die(const char *message)
 {
     fprintf(stderr, "unsupported: %s: %s\n", message, strerror(errno));
     exit(2);
-}
-
-static void *sleep_forever(void *tid_out)
-{
-    *(volatile pid_t *)tid_out = gettid();
-    for (;;)
-        pause();
-    return NULL;
 }
 
 static void write_ready_file(const char *dir, const char *text)
@@ -63,23 +56,17 @@ int main(int argc, char **argv)
     pid_t pid = getpid();
 
     if (argc != 3) {
-        fprintf(stderr, "usage: unsupported thread|child|socket|tty DIR\n");
+        fprintf(stderr, "usage: unsupported timer|child|socket|tty DIR\n");
         return 2;
     }
     const char *mode = argv[1];
     const char *dir = argv[2];
 
-    if (strcmp(mode, "thread") == 0) {
-        static volatile pid_t tid;
-        pthread_t thread;
-        int error = pthread_create(&thread, NULL, sleep_forever, (void *)&tid);
-        if (error != 0) {
-            errno = error;
-            die("pthread_create failed");
-        }
-        while (tid == 0)
-            usleep(1000);
-        snprintf(ready, sizeof(ready), "pid=%d tid=%d\n", (int)pid, (int)tid);
+    if (strcmp(mode, "timer") == 0) {
+        timer_t timer;
+        if (timer_create(CLOCK_MONOTONIC, NULL, &timer) != 0)
+            die("timer_create failed");
+        snprintf(ready, sizeof(ready), "pid=%d timer=%d\n", (int)pid, (int)(intptr_t)timer);
     } else if (strcmp(mode, "child") == 0) {
         pid_t child = fork();
         if (child < 0)
@@ -108,7 +95,7 @@ int main(int argc, char **argv)
             die("cannot open the pseudoterminal slave");
         snprintf(ready, sizeof(ready), "pid=%d fd=%d,%d\n", (int)pid, master, slave);
     } else {
-        fprintf(stderr, "unsupported: unknown mode %s, expected thread, child, socket or tty\n",
+        fprintf(stderr, "unsupported: unknown mode %s, expected timer, child, socket or tty\n",
                 mode);
         return 2;
     }
