@@ -29,7 +29,8 @@
  *     across the sleep system call and updates once per iteration, against
  *     their value computed from the iteration count;
  *   - the rounding mode (round toward zero, set at start) in MXCSR and in the
- *     x87 control word, and a division whose last bit depends on it;
+ *     x87 control word, and an SSE and an x87 division whose last bit depends
+ *     on it;
  *   - the log file offset.
  * Then it rewrites one chunk with its next generation, updates the running
  * checksum of the whole buffer, appends a log line and sleeps.

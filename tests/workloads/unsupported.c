@@ -4,12 +4,12 @@
  * Usage: unsupported MODE DIR
  *
  *   timer   creates a POSIX timer (timer_create) that is never armed
- *   child   forks a child process that sleeps
+ *   eventfd keeps an eventfd open
  *   socket  keeps a Unix domain socket open (unbound and unconnected, so it sends nothing)
  *   tty     keeps both ends of a pseudoterminal open, opened with O_NOCTTY
  *
  * Once the resource exists it writes DIR/ready with one line of key=value
- * pairs: "pid=P timer=T", "pid=P child=C", "pid=P fd=N" or "pid=P fd=M,S"
+ * pairs: "pid=P timer=T", "pid=P fd=N" or "pid=P fd=M,S"
  * (master and slave). Then it rewrites DIR/status at offset 0 every 10 ms with
  * "tick N", so a test can see that it still runs, until it is killed.
  * Setup errors exit 2.
@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
     pid_t pid = getpid();
 
     if (argc != 3) {
-        fprintf(stderr, "usage: unsupported timer|child|socket|tty DIR\n");
+        fprintf(stderr, "usage: unsupported timer|eventfd|socket|tty DIR\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -67,15 +68,11 @@ int main(int argc, char **argv)
         if (timer_create(CLOCK_MONOTONIC, NULL, &timer) != 0)
             die("timer_create failed");
         snprintf(ready, sizeof(ready), "pid=%d timer=%d\n", (int)pid, (int)(intptr_t)timer);
-    } else if (strcmp(mode, "child") == 0) {
-        pid_t child = fork();
-        if (child < 0)
-            die("fork failed");
-        if (child == 0) {
-            for (;;)
-                pause();
-        }
-        snprintf(ready, sizeof(ready), "pid=%d child=%d\n", (int)pid, (int)child);
+    } else if (strcmp(mode, "eventfd") == 0) {
+        int fd = eventfd(0, 0);
+        if (fd < 0)
+            die("eventfd failed");
+        snprintf(ready, sizeof(ready), "pid=%d fd=%d\n", (int)pid, fd);
     } else if (strcmp(mode, "socket") == 0) {
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
         if (fd < 0)
@@ -95,7 +92,7 @@ int main(int argc, char **argv)
             die("cannot open the pseudoterminal slave");
         snprintf(ready, sizeof(ready), "pid=%d fd=%d,%d\n", (int)pid, master, slave);
     } else {
-        fprintf(stderr, "unsupported: unknown mode %s, expected timer, child, socket or tty\n",
+        fprintf(stderr, "unsupported: unknown mode %s, expected timer, eventfd, socket or tty\n",
                 mode);
         return 2;
     }

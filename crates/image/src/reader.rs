@@ -11,9 +11,7 @@ use crate::format::{
     decode_record_bytes, expect_kind, expect_size, parse_header, Header, HEADER_SIZE,
     MANIFEST_NAME, MAX_MANIFEST_SIZE, MAX_RECORD_SIZE, PAGE_DATA_OFFSET, PAGE_SIZE,
 };
-use crate::records::{
-    FdTable, FileEntry, Manifest, MemoryMap, OpenFile, Process, Record, RecordKind,
-};
+use crate::records::{FdTable, FileEntry, Manifest, MemoryMap, Process, Record, RecordKind};
 use crate::validate::validate_memory_map;
 
 /// Size of the read buffer used to hash data files, in bytes.
@@ -344,11 +342,7 @@ impl Image {
                 RecordKind::FdTable => {
                     let table: FdTable = self.read_record(name)?;
                     for fd in &table.fds {
-                        if let OpenFile::Regular {
-                            content: Some(content),
-                            ..
-                        } = &fd.file
-                        {
+                        if let Some(content) = fd.file.data_file() {
                             self.data_file(content, RecordKind::FileData)?;
                         }
                     }

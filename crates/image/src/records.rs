@@ -187,6 +187,10 @@ pub struct Process {
     pub threads: Vec<Thread>,
     pub cwd: String,
     pub root: String,
+    /// Exit status of a zombie (a process that exited and was not yet
+    /// waited for); such a record has no threads, memory or fds.
+    #[serde(default)]
+    pub zombie_exit_status: Option<i32>,
 }
 
 impl Record for Process {
@@ -431,7 +435,24 @@ impl Record for FdTable {
 pub struct Fd {
     pub fd: i32,
     pub cloexec: bool,
+    /// Identifier of the open file description, unique in the image. Fds
+    /// with the same identifier, in one process or several, share one
+    /// description (file position, flags) after restore.
+    #[serde(default)]
+    pub description: u32,
     pub file: OpenFile,
+}
+
+impl OpenFile {
+    /// Returns the name of the file-data file that holds this file's saved
+    /// contents: a deleted regular file's data or a pipe's buffered bytes.
+    pub fn data_file(&self) -> Option<&str> {
+        match self {
+            OpenFile::Regular { content, .. } => content.as_deref(),
+            OpenFile::Pipe { data, .. } => data.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// An open file description.
@@ -458,4 +479,15 @@ pub enum OpenFile {
     /// The controlling terminal, saved with --shell-job and reopened as
     /// the restoring shell's terminal.
     Terminal { path: String, rdev: u64, flags: u32 },
+    /// One end of a pipe or FIFO. Both ends of one pipe have the same
+    /// `inode`; `data` names the file-data file with the bytes that were
+    /// buffered in the pipe at dump time.
+    Pipe {
+        inode: u64,
+        write_end: bool,
+        flags: u32,
+        /// Pipe capacity in bytes (F_GETPIPE_SZ).
+        capacity: u64,
+        data: Option<String>,
+    },
 }

@@ -13,9 +13,7 @@ use std::path::Path;
 
 use crate::error::ImageError;
 use crate::format::{check_file_name, FORMAT_VERSION, HEADER_SIZE, PAGE_DATA_OFFSET, PAGE_SIZE};
-use crate::records::{
-    FdTable, Manifest, MemoryMap, OpenFile, PageRun, Process, RecordKind, Vma, VmaKind,
-};
+use crate::records::{FdTable, Manifest, MemoryMap, PageRun, Process, RecordKind, Vma, VmaKind};
 
 /// Size of a raw `siginfo_t` on Linux, in bytes.
 pub const SIGINFO_SIZE: usize = 128;
@@ -144,7 +142,7 @@ pub fn validate_process(process: &Process, path: &Path) -> Result<(), ImageError
         ));
     }
 
-    if process.threads.is_empty() {
+    if process.threads.is_empty() && process.zombie_exit_status.is_none() {
         return Err(ImageError::invalid(path, "the process has no threads"));
     }
     let mut tids = HashSet::new();
@@ -255,11 +253,7 @@ pub fn validate_fd_table(table: &FdTable, path: &Path) -> Result<(), ImageError>
                 format!("file descriptor {} is listed twice", fd.fd),
             ));
         }
-        if let OpenFile::Regular {
-            content: Some(name),
-            ..
-        } = &fd.file
-        {
+        if let Some(name) = fd.file.data_file() {
             check_file_name(name, path)?;
         }
     }

@@ -73,9 +73,8 @@ impl RemoteProcess {
         self.regs = regs;
     }
 
-    /// Runs system call `nr` with `args` and returns its raw result (a
-    /// negative errno on failure).
-    pub fn syscall_raw(&mut self, name: &'static str, nr: i64, args: [u64; 6]) -> Result<i64> {
+    /// Returns the saved registers loaded for system call `nr` at the gadget.
+    fn call_registers(&self, nr: i64, args: [u64; 6]) -> libc::user_regs_struct {
         let mut regs = self.regs;
         regs.rax = nr as u64;
         regs.rdi = args[0];
@@ -88,7 +87,13 @@ impl RemoteProcess {
         // orig_rax -1 keeps the kernel from treating the injected registers
         // as an interrupted system call to restart.
         regs.orig_rax = u64::MAX;
-        ptrace::set_regs(self.pid, &regs)?;
+        regs
+    }
+
+    /// Runs system call `nr` with `args` and returns its raw result (a
+    /// negative errno on failure).
+    pub fn syscall_raw(&mut self, name: &'static str, nr: i64, args: [u64; 6]) -> Result<i64> {
+        ptrace::set_regs(self.pid, &self.call_registers(nr, args))?;
 
         self.step_to_syscall_stop(name)?;
         self.step_to_syscall_stop(name)?;
@@ -96,6 +101,14 @@ impl RemoteProcess {
 
         let after = ptrace::get_regs(self.pid)?;
         Ok(after.rax as i64)
+    }
+
+    /// Loads system call `nr` with `args` and resumes the tracee with
+    /// PTRACE_CONT, without waiting: for calls that do not return, such as
+    /// exit_group.
+    pub fn start_syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<()> {
+        ptrace::set_regs(self.pid, &self.call_registers(nr, args))?;
+        ptrace::cont(self.pid, 0)
     }
 
     /// Runs system call `nr` and turns a negative result into an error.

@@ -30,6 +30,12 @@ struct Cli {
 enum Command {
     Dump(cmd::dump::Args),
     Restore(cmd::restore::Args),
+    Inspect(cmd::inspect::Args),
+    Image(cmd::image::Args),
+    Diff(cmd::diff::Args),
+    Key(cmd::key::Args),
+    Seal(cmd::seal::Args),
+    Verify(cmd::verify::Args),
     Demo(cmd::demo::Args),
     #[command(hide = true)]
     DemoWorkload(cmd::demo::WorkloadArgs),
@@ -41,6 +47,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dump(args) => cmd::dump::run(args),
         Command::Restore(args) => cmd::restore::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Image(args) => cmd::image::run(args),
+        Command::Diff(args) => cmd::diff::run(args),
+        Command::Key(args) => cmd::key::run(args),
+        Command::Seal(args) => cmd::seal::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::DemoWorkload(args) => cmd::demo::run_workload(args),
     };

@@ -4,11 +4,16 @@
 //! flags, and with size and mtime so restore can tell whether they changed.
 //! A regular file deleted while open has its contents copied into the image.
 //! Character devices are saved by path; a terminal only with --shell-job.
-//! Any other kind of fd stops the dump with an error naming it.
+//! Pipes are saved by inode with the bytes buffered in them. Fds that share
+//! an open file description, in one process or across the tree, get the
+//! same description number (found with kcmp(2)), so they share it again
+//! after restore. Any other kind of fd stops the dump with an error naming
+//! it.
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use stasis_image::{Fd, FdTable, ImageWriter, OpenFile, RecordKind};
@@ -21,10 +26,56 @@ use crate::file_identity;
 /// and /dev/pts/* (devices.txt in the kernel documentation).
 const TTY_MAJORS: [u64; 5] = [4, 5, 136, 137, 138];
 
-/// Reads every fd of `pid`; contents of deleted files go into `image`.
-pub fn collect(pid: i32, shell_job: bool, image: &mut ImageWriter) -> Result<FdTable, DumpError> {
+/// Open file descriptions seen so far in the tree, and the numbering of
+/// file-data files.
+#[derive(Default)]
+pub struct Descriptions {
+    /// (pid, fd, device, inode, description number) of one fd of each
+    /// description.
+    known: Vec<(i32, i32, u64, u64, u32)>,
+    /// Pipe inodes whose buffered data is already saved.
+    pipes: Vec<u64>,
+    data_files: u32,
+}
+
+impl Descriptions {
+    /// Returns the description number of `fd` of `pid`, a new one unless
+    /// kcmp finds an earlier fd of the tree with the same description.
+    fn identify(&mut self, pid: i32, fd: i32, dev: u64, ino: u64) -> Result<u32, DumpError> {
+        for &(other_pid, other_fd, other_dev, other_ino, id) in &self.known {
+            if (other_dev, other_ino) != (dev, ino) {
+                continue;
+            }
+            // SAFETY: kcmp takes only integer arguments.
+            let order =
+                unsafe { libc::syscall(libc::SYS_kcmp, pid, other_pid, KCMP_FILE, fd, other_fd) };
+            if order == 0 {
+                return Ok(id);
+            }
+        }
+        let id = self.known.len() as u32 + 1;
+        self.known.push((pid, fd, dev, ino, id));
+        Ok(id)
+    }
+
+    fn next_data_file(&mut self) -> String {
+        self.data_files += 1;
+        stasis_image::format::file_data_file_name(self.data_files)
+    }
+}
+
+/// kcmp(2) type that compares two fds' open file descriptions.
+const KCMP_FILE: i32 = 0;
+
+/// Reads every fd of `pid`; contents of deleted files and pipe buffers go
+/// into `image`.
+pub fn collect(
+    pid: i32,
+    shell_job: bool,
+    image: &mut ImageWriter,
+    descriptions: &mut Descriptions,
+) -> Result<FdTable, DumpError> {
     let mut fds = Vec::new();
-    let mut data_files = 0u32;
     for fd in proc::fds(pid).step(pid, "listing /proc/PID/fd")? {
         let link_path = format!("/proc/{pid}/fd/{fd}");
         let link = proc::read_link(Path::new(&link_path))
@@ -44,8 +95,9 @@ pub fn collect(pid: i32, shell_job: bool, image: &mut ImageWriter) -> Result<FdT
             let deleted = link.ends_with(" (deleted)");
             let path = link.trim_end_matches(" (deleted)").to_owned();
             let content = if deleted {
-                data_files += 1;
-                Some(save_content(&link_path, data_files, image)?)
+                let name = descriptions.next_data_file();
+                save_content(&link_path, &name, image)?;
+                Some(name)
             } else {
                 None
             };
@@ -85,6 +137,8 @@ pub fn collect(pid: i32, shell_job: bool, image: &mut ImageWriter) -> Result<FdT
                     flags,
                 }
             }
+        } else if kind.is_fifo() && link.starts_with("pipe:[") {
+            save_pipe(pid, fd, &link_path, flags, meta.ino(), image, descriptions)?
         } else {
             return Err(unsupported(
                 pid,
@@ -93,7 +147,13 @@ pub fn collect(pid: i32, shell_job: bool, image: &mut ImageWriter) -> Result<FdT
                 "of a kind stasis cannot save yet",
             ));
         };
-        fds.push(Fd { fd, cloexec, file });
+        let description = descriptions.identify(pid, fd, meta.dev(), meta.ino())?;
+        fds.push(Fd {
+            fd,
+            cloexec,
+            description,
+            file,
+        });
     }
     Ok(FdTable { pid, fds })
 }
@@ -105,14 +165,103 @@ fn unsupported(pid: i32, fd: i32, link: &str, what: &str) -> DumpError {
     }
 }
 
+/// Describes a pipe end and, the first time the pipe is seen, saves the
+/// bytes buffered in it without consuming them: tee(2) copies them from a
+/// new read end opened through /proc into a private pipe.
+fn save_pipe(
+    pid: i32,
+    fd: i32,
+    link_path: &str,
+    flags: u32,
+    inode: u64,
+    image: &mut ImageWriter,
+    descriptions: &mut Descriptions,
+) -> Result<OpenFile, DumpError> {
+    let access = flags as i32 & libc::O_ACCMODE;
+    if access == libc::O_RDWR {
+        return Err(unsupported(
+            pid,
+            fd,
+            link_path,
+            "a pipe opened for both reading and writing",
+        ));
+    }
+    let io_error = |source: std::io::Error| DumpError::Io {
+        path: link_path.into(),
+        source,
+    };
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(link_path)
+        .map_err(io_error)?;
+    // SAFETY: F_GETPIPE_SZ on a valid pipe fd has no memory effects.
+    let capacity = unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    if capacity < 0 {
+        return Err(io_error(std::io::Error::last_os_error()));
+    }
+
+    let mut data = None;
+    if !descriptions.pipes.contains(&inode) {
+        descriptions.pipes.push(inode);
+        let bytes = peek_pipe(&reader, capacity).map_err(io_error)?;
+        if !bytes.is_empty() {
+            let name = descriptions.next_data_file();
+            let mut writer = image.data_writer(&name, RecordKind::FileData)?;
+            writer.write(&bytes)?;
+            image.finish_data(writer)?;
+            data = Some(name);
+        }
+    }
+    Ok(OpenFile::Pipe {
+        inode,
+        write_end: access == libc::O_WRONLY,
+        flags,
+        capacity: capacity as u64,
+        data,
+    })
+}
+
+/// Returns a copy of the bytes buffered in the pipe that `reader` reads.
+fn peek_pipe(reader: &File, capacity: i32) -> std::io::Result<Vec<u8>> {
+    let mut buffered: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the valid pointer.
+    if unsafe { libc::ioctl(reader.as_raw_fd(), libc::FIONREAD, &mut buffered) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if buffered <= 0 {
+        return Ok(Vec::new());
+    }
+    let (copy_read, copy_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: F_SETPIPE_SZ on our own pipe; the size is the source's capacity.
+    if unsafe { libc::fcntl(copy_write.as_raw_fd(), libc::F_SETPIPE_SZ, capacity) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: tee(2) between two valid pipe fds, no memory arguments.
+    let copied = unsafe {
+        libc::tee(
+            reader.as_raw_fd(),
+            copy_write.as_raw_fd(),
+            buffered as usize,
+            libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if copied < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    drop(copy_write);
+    let mut bytes = Vec::with_capacity(copied as usize);
+    File::from(copy_read).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Copies a deleted file's contents into a file-data file of the image.
-fn save_content(link_path: &str, index: u32, image: &mut ImageWriter) -> Result<String, DumpError> {
-    let name = stasis_image::format::file_data_file_name(index);
+fn save_content(link_path: &str, name: &str, image: &mut ImageWriter) -> Result<(), DumpError> {
     let mut source = File::open(link_path).map_err(|source| DumpError::Io {
         path: link_path.into(),
         source,
     })?;
-    let mut writer = image.data_writer(&name, RecordKind::FileData)?;
+    let mut writer = image.data_writer(name, RecordKind::FileData)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = source.read(&mut buf).map_err(|source| DumpError::Io {
@@ -125,5 +274,5 @@ fn save_content(link_path: &str, index: u32, image: &mut ImageWriter) -> Result<
         writer.write(&buf[..n])?;
     }
     image.finish_data(writer)?;
-    Ok(name)
+    Ok(())
 }

@@ -16,6 +16,7 @@ mod files;
 mod freeze;
 mod memory;
 mod process;
+mod tree;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -27,6 +28,7 @@ use tracing::info;
 
 use crate::error::{DumpError, DumpStep};
 use freeze::Frozen;
+use tree::Member;
 
 /// What to dump and how.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct DumpOptions {
 pub struct DumpSummary {
     pub pid: i32,
     pub dir: PathBuf,
+    /// Processes in the dumped tree, zombies included.
+    pub processes: usize,
     pub vmas: usize,
     pub fds: usize,
     pub pages_stored: u64,
@@ -55,8 +59,9 @@ pub struct DumpSummary {
     pub left_running: bool,
 }
 
-/// Dumps `options.pid` into `options.dir`. `progress` is called with the
-/// number of memory bytes written as they are written.
+/// Dumps the process tree rooted at `options.pid` into `options.dir`.
+/// `progress` is called with the number of memory bytes written as they
+/// are written.
 pub fn dump(
     options: &DumpOptions,
     progress: &mut dyn FnMut(u64),
@@ -66,33 +71,45 @@ pub fn dump(
     check_supported(pid)?;
 
     let mut image = ImageWriter::create(&options.dir)?;
-    let mut frozen = Frozen::seize(pid).step(pid, "stopping the process")?;
+    let mut members = match tree::freeze(pid, check_supported) {
+        Ok(members) => members,
+        Err(err) => {
+            image.abort();
+            return Err(err);
+        }
+    };
     let frozen_at = Instant::now();
-    info!(pid, "process stopped");
+    info!(pid, processes = members.len(), "process tree stopped");
 
-    // Threads or children created between the check and the stop.
-    let result =
-        check_supported(pid).and_then(|()| write_image(options, &mut frozen, &mut image, progress));
-    let (manifest, summary) = match result {
+    let (mut manifest, summary) = match write_image(options, &mut members, &mut image, progress) {
         Ok(done) => done,
         Err(err) => {
             image.abort();
-            return Err(release_after_error(frozen, err));
+            tree::release(members);
+            return Err(err);
         }
     };
-
-    let mut manifest = manifest;
     manifest.stats.frozen_us = frozen_at.elapsed().as_micros() as u64;
     manifest.stats.total_us = started.elapsed().as_micros() as u64;
     if let Err(err) = image.commit(manifest) {
-        return Err(release_after_error(frozen, err.into()));
+        tree::release(members);
+        return Err(err.into());
     }
     info!(pid, dir = %options.dir.display(), "image committed");
 
     if options.leave_running {
-        frozen.release().step(pid, "resuming the process")?;
+        for member in members {
+            if let Member::Live(frozen) = member {
+                let member_pid = frozen.pid;
+                frozen.release().step(member_pid, "resuming the process")?;
+            }
+        }
     } else {
-        frozen.kill();
+        for member in members {
+            if let Member::Live(frozen) = member {
+                frozen.kill();
+            }
+        }
     }
     Ok(DumpSummary {
         frozen_ms: frozen_at.elapsed().as_secs_f64() * 1e3,
@@ -100,18 +117,6 @@ pub fn dump(
         left_running: options.leave_running,
         ..summary
     })
-}
-
-fn release_after_error(frozen: Frozen, error: DumpError) -> DumpError {
-    let pid = frozen.pid;
-    match frozen.release() {
-        Ok(()) => error,
-        Err(cleanup) => DumpError::Cleanup {
-            pid,
-            error: Box::new(error),
-            cleanup,
-        },
-    }
 }
 
 /// Rejects a target that has state stasis cannot save yet.
@@ -159,13 +164,6 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
             reason: "it runs in another PID namespace, which stasis cannot save yet".into(),
         });
     }
-    let children = proc::children(pid).step(pid, "listing children")?;
-    if let Some(child) = children.first() {
-        return Err(DumpError::Unsupported {
-            pid,
-            reason: format!("it has child process {child}; process trees are not supported yet"),
-        });
-    }
     if status.seccomp.unwrap_or(0) != 0 {
         return Err(DumpError::Unsupported {
             pid,
@@ -188,11 +186,88 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
 
 fn write_image(
     options: &DumpOptions,
-    frozen: &mut Frozen,
+    members: &mut [Member],
     image: &mut ImageWriter,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Manifest, DumpSummary), DumpError> {
-    let pid = options.pid;
+    let mut descriptions = files::Descriptions::default();
+    let mut summary = DumpSummary {
+        pid: options.pid,
+        dir: options.dir.clone(),
+        processes: members.len(),
+        vmas: 0,
+        fds: 0,
+        pages_stored: 0,
+        bytes_stored: 0,
+        pages_skipped_file: 0,
+        pages_skipped_zero: 0,
+        frozen_ms: 0.0,
+        total_ms: 0.0,
+        left_running: options.leave_running,
+    };
+    let mut stats = DumpStats::default();
+    let mut xsave_size = 0;
+    let memory_started = Instant::now();
+
+    for member in members.iter_mut() {
+        match member {
+            Member::Live(frozen) => {
+                let dumped = dump_process(options, frozen, image, &mut descriptions, progress)?;
+                xsave_size = dumped.xsave_size;
+                summary.vmas += dumped.vmas;
+                summary.fds += dumped.fds;
+                stats.pages_stored += dumped.counts.stored;
+                stats.pages_skipped_file += dumped.counts.skipped_file;
+                stats.pages_skipped_zero += dumped.counts.skipped_zero;
+            }
+            Member::Zombie(zombie) => {
+                let record = process::zombie_record(zombie);
+                image.write_record(
+                    &stasis_image::format::process_file_name(zombie.pid),
+                    &record,
+                )?;
+            }
+        }
+    }
+    stats.memory_us = memory_started.elapsed().as_micros() as u64;
+    summary.pages_stored = stats.pages_stored;
+    summary.bytes_stored = stats.pages_stored * crate::PAGE_SIZE;
+    summary.pages_skipped_file = stats.pages_skipped_file;
+    summary.pages_skipped_zero = stats.pages_skipped_zero;
+
+    let manifest = Manifest {
+        format_version: stasis_image::FORMAT_VERSION,
+        stasis_version: env!("CARGO_PKG_VERSION").to_owned(),
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        host: crate::host::describe(xsave_size),
+        root_pid: options.pid,
+        processes: members.iter().map(Member::pid).collect(),
+        files: Vec::new(),
+        stats,
+    };
+    Ok((manifest, summary))
+}
+
+/// What one process contributed to the image.
+struct DumpedProcess {
+    vmas: usize,
+    fds: usize,
+    counts: memory::PageCounts,
+    xsave_size: u32,
+}
+
+/// Writes the records and pages of one stopped process.
+fn dump_process(
+    options: &DumpOptions,
+    frozen: &mut Frozen,
+    image: &mut ImageWriter,
+    descriptions: &mut files::Descriptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<DumpedProcess, DumpError> {
+    let pid = frozen.pid;
     let mappings = proc::mappings(pid).step(pid, "reading /proc/PID/smaps")?;
     let vdso = mappings
         .iter()
@@ -215,56 +290,24 @@ fn write_image(
         .step(pid, "unmapping the scratch page")?;
     let process = collected?;
 
-    let fds = files::collect(pid, options.shell_job, image)?;
+    let fds = files::collect(pid, options.shell_job, image, descriptions)?;
 
     // Read again: the scratch page is gone, and the layout is as it was.
     let mappings = proc::mappings(pid).step(pid, "reading /proc/PID/smaps")?;
     let vmas = memory::describe(pid, &mappings)?;
     let vma_count = vmas.len();
-    let memory_started = Instant::now();
     let pages_name = stasis_image::format::pages_file_name(pid);
     let mut pages = image.data_writer(&pages_name, RecordKind::Pages)?;
     let (map, counts) = memory::write_pages(pid, vmas, &mut pages, pages_name, progress)?;
     image.finish_data(pages)?;
-    let memory_us = memory_started.elapsed().as_micros() as u64;
 
     image.write_record(&stasis_image::format::memory_map_file_name(pid), &map)?;
     image.write_record(&stasis_image::format::fd_table_file_name(pid), &fds)?;
-    let xsave_size = process.threads[0].xstate.0.len() as u32;
     image.write_record(&stasis_image::format::process_file_name(pid), &process)?;
-
-    let manifest = Manifest {
-        format_version: stasis_image::FORMAT_VERSION,
-        stasis_version: env!("CARGO_PKG_VERSION").to_owned(),
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        host: crate::host::describe(xsave_size),
-        root_pid: pid,
-        processes: vec![pid],
-        files: Vec::new(),
-        stats: DumpStats {
-            frozen_us: 0,
-            memory_us,
-            total_us: 0,
-            pages_stored: counts.stored,
-            pages_skipped_file: counts.skipped_file,
-            pages_skipped_zero: counts.skipped_zero,
-        },
-    };
-    let summary = DumpSummary {
-        pid,
-        dir: options.dir.clone(),
+    Ok(DumpedProcess {
         vmas: vma_count,
         fds: fds.fds.len(),
-        pages_stored: counts.stored,
-        bytes_stored: counts.stored * crate::PAGE_SIZE,
-        pages_skipped_file: counts.skipped_file,
-        pages_skipped_zero: counts.skipped_zero,
-        frozen_ms: 0.0,
-        total_ms: 0.0,
-        left_running: options.leave_running,
-    };
-    Ok((manifest, summary))
+        counts,
+        xsave_size: process.threads[0].xstate.0.len() as u32,
+    })
 }

@@ -139,6 +139,7 @@ pub fn collect(
         threads,
         cwd: cwd.to_string_lossy().into_owned(),
         root: root.to_string_lossy().into_owned(),
+        zombie_exit_status: None,
     })
 }
 
@@ -338,4 +339,29 @@ fn read_words(pid: i32, addr: u64, count: usize) -> Result<Vec<u64>, DumpError> 
         .chunks_exact(8)
         .map(|chunk| u64::from_ne_bytes(chunk.try_into().expect("8 bytes")))
         .collect())
+}
+
+/// The record of a zombie: its place in the tree and its exit status.
+pub fn zombie_record(zombie: &crate::dump::tree::Zombie) -> Process {
+    Process {
+        pid: zombie.pid,
+        ppid: zombie.ppid,
+        pgid: zombie.pgid,
+        sid: zombie.sid,
+        comm: zombie.comm.clone(),
+        exe: stasis_image::FileIdentity::default(),
+        credentials: Credentials::default(),
+        rlimits: Vec::new(),
+        mm: MmFields::default(),
+        personality: 0,
+        umask: 0,
+        timer_slack_ns: 0,
+        itimers: Vec::new(),
+        sigactions: Vec::new(),
+        shared_pending: Vec::new(),
+        threads: Vec::new(),
+        cwd: "/".into(),
+        root: "/".into(),
+        zombie_exit_status: Some(zombie.wait_status),
+    }
 }

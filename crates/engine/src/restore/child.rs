@@ -1,13 +1,16 @@
-//! Creating the process that becomes the restored one.
+//! Creating the processes that become the restored tree.
 //!
-//! clone3 with set_tid gives the child the image's PID. The child only
-//! parks itself in pause(); the restore then rebuilds it from the outside
-//! with ptrace and system calls run inside it, so no stasis code runs in
-//! it after that point.
+//! The root is created by stasis with clone3 and `set_tid`, so it gets the
+//! image's PID. It only parks itself in pause(). Every other process is
+//! created by its restored parent, which runs clone3 as a remote system
+//! call, so parent links are as recorded; PTRACE_O_TRACEFORK attaches the
+//! new process in an event stop before it runs. No stasis code runs in any
+//! of them after that point: the restore rebuilds each from the outside.
 
 use nix::errno::Errno;
 use stasis_linux::ptrace::{self, Stop};
-use stasis_linux::LinuxError;
+use stasis_linux::remote::RemoteProcess;
+use stasis_linux::{mem, proc, LinuxError};
 use tracing::warn;
 
 use crate::error::{RestoreError, RestoreStep};
@@ -29,19 +32,52 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// A seized child under construction. Dropping it without
-/// [`Child::release`] kills and reaps it, so a failed restore leaves no
-/// process behind.
-pub struct Child {
+const CLONE_ARGS_SIZE: u64 = std::mem::size_of::<CloneArgs>() as u64;
+const TRACE_OPTIONS: i32 = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
+
+/// One process of the tree under construction.
+pub struct Created {
     pub pid: i32,
     /// Threads created after the main one, detached on release.
     pub threads: Vec<i32>,
+    /// Remote-syscall handle, kept once made, because it knows whether the
+    /// process sits in a syscall stop.
+    pub remote: Option<RemoteProcess>,
+    /// The process was made to exit, to become a zombie.
+    pub exited: bool,
+}
+
+impl Created {
+    /// Returns the remote-syscall handle, creating it on first use.
+    pub fn remote(&mut self) -> Result<&mut RemoteProcess, RestoreError> {
+        if self.remote.is_none() {
+            let pid = self.pid;
+            let vdso = proc::mappings(pid)
+                .step(pid, "reading the new process's mappings")?
+                .into_iter()
+                .find(|m| m.backing == proc::MapBacking::Vdso)
+                .map(|m| (m.start, m.end))
+                .ok_or_else(|| RestoreError::Incompatible {
+                    reason: "this kernel gives processes no [vdso], which stasis needs to run system calls in them".into(),
+                })?;
+            self.remote =
+                Some(RemoteProcess::new(pid, vdso).step(pid, "preparing remote system calls")?);
+        }
+        Ok(self.remote.as_mut().expect("set above"))
+    }
+}
+
+/// The tree under construction. Dropping it without [`Tree::release`]
+/// kills and reaps every process in it, so a failed restore leaves no
+/// process behind.
+pub struct Tree {
+    pub processes: Vec<Created>,
     released: bool,
 }
 
-impl Child {
-    /// Creates a child with PID `pid`, seizes and stops it.
-    pub fn spawn(pid: i32) -> Result<Child, RestoreError> {
+impl Tree {
+    /// Creates the root with PID `pid`, seized and stopped.
+    pub fn spawn_root(pid: i32) -> Result<Tree, RestoreError> {
         let tids = [pid];
         let args = CloneArgs {
             exit_signal: libc::SIGCHLD as u64,
@@ -53,83 +89,158 @@ impl Child {
         // CLONE_VM the child gets a copy of this address space and runs only
         // `park_child`, which calls async-signal-safe functions and never
         // returns.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &args as *const CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
+        let ret =
+            unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, CLONE_ARGS_SIZE) };
         if ret == 0 {
             park_child();
         }
         if ret < 0 {
-            let errno = Errno::last();
-            if errno == Errno::EEXIST {
-                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .map(|s| s.trim().to_owned())
-                    .unwrap_or_else(|_| "unknown".into());
-                return Err(RestoreError::PidInUse { pid, comm });
-            }
-            return Err(RestoreError::Clone { pid, source: errno });
+            return Err(clone_error(pid, Errno::last()));
         }
-        let child = Child {
-            pid: ret as i32,
-            threads: Vec::new(),
+        let tree = Tree {
+            processes: vec![Created {
+                pid: ret as i32,
+                threads: Vec::new(),
+                remote: None,
+                exited: false,
+            }],
             released: false,
         };
-        child.stop()?;
-        Ok(child)
+        seize_new(pid)?;
+        Ok(tree)
     }
 
-    fn stop(&self) -> Result<(), RestoreError> {
-        let pid = self.pid;
-        ptrace::seize(pid, true).step(pid, "seizing the new process")?;
-        ptrace::interrupt(pid).step(pid, "stopping the new process")?;
-        match ptrace::wait_stop(pid).step(pid, "stopping the new process")? {
-            Stop::Event => Ok(()),
-            other => Err(RestoreError::Linux {
-                pid,
-                step: "stopping the new process".into(),
-                source: LinuxError::UnexpectedStop {
-                    pid,
-                    step: "stopping the new process",
-                    status: other.to_string(),
-                },
-            }),
+    /// Returns the process with PID `pid`.
+    pub fn get(&mut self, pid: i32) -> Option<&mut Created> {
+        self.processes.iter_mut().find(|created| created.pid == pid)
+    }
+
+    /// Makes `parent` create a child process with PID `pid`.
+    pub fn fork(&mut self, parent: i32, pid: i32) -> Result<(), RestoreError> {
+        let creator = self.get(parent).ok_or_else(|| RestoreError::Incompatible {
+            reason: format!("process {pid} has parent {parent}, which is not restored before it"),
+        })?;
+        let remote = creator.remote()?;
+        ptrace::set_options(parent, TRACE_OPTIONS | libc::PTRACE_O_TRACEFORK)
+            .step(parent, "tracing fork")?;
+
+        let scratch = remote
+            .mmap_anonymous(0, 4096)
+            .step(parent, "mapping clone arguments")?;
+        let set_tid = scratch + CLONE_ARGS_SIZE;
+        let words = [0, 0, 0, 0, libc::SIGCHLD as u64, 0, 0, 0, set_tid, 1, 0];
+        let mut bytes: Vec<u8> = words
+            .iter()
+            .flat_map(|word: &u64| word.to_ne_bytes())
+            .collect();
+        bytes.extend_from_slice(&pid.to_ne_bytes());
+        mem::write(parent, scratch, &bytes).step(parent, "writing clone arguments")?;
+        let created = remote
+            .syscall_raw(
+                "clone3",
+                libc::SYS_clone3,
+                [scratch, CLONE_ARGS_SIZE, 0, 0, 0, 0],
+            )
+            .step(parent, format!("creating process {pid}"))?;
+        remote.take_new_task();
+        remote
+            .munmap(scratch, 4096)
+            .step(parent, "unmapping clone arguments")?;
+        ptrace::set_options(parent, TRACE_OPTIONS).step(parent, "ending fork tracing")?;
+        if created < 0 {
+            return Err(clone_error(pid, Errno::from_raw(-created as i32)));
         }
+
+        wait_event_stop(pid, "waiting for the new process")?;
+        block_signals(pid)?;
+        self.processes.push(Created {
+            pid,
+            threads: Vec::new(),
+            remote: None,
+            exited: false,
+        });
+        Ok(())
     }
 
-    /// Lets the finished process run.
-    pub fn release(mut self) -> Result<i32, RestoreError> {
+    /// Lets every process of the tree run.
+    pub fn release(mut self) -> Result<(), RestoreError> {
         self.released = true;
-        for &tid in &self.threads {
-            ptrace::detach(tid).step(tid, "resuming a restored thread")?;
+        for created in self
+            .processes
+            .iter()
+            .rev()
+            .filter(|created| !created.exited)
+        {
+            for &tid in &created.threads {
+                ptrace::detach(tid).step(tid, "resuming a restored thread")?;
+            }
+            ptrace::detach(created.pid).step(created.pid, "resuming the restored process")?;
         }
-        ptrace::detach(self.pid).step(self.pid, "resuming the restored process")?;
-        Ok(self.pid)
+        Ok(())
     }
 }
 
-impl Drop for Child {
+impl Drop for Tree {
     fn drop(&mut self) {
         if self.released {
             return;
         }
-        // SAFETY: kill(2) and waitpid(2) on our own child have no memory
-        // effects beyond the status out-pointer, which is valid.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
+        for created in &self.processes {
+            // SAFETY: kill(2) on a process this restore created.
+            unsafe { libc::kill(created.pid, libc::SIGKILL) };
+        }
+        for created in self.processes.iter().filter(|created| !created.exited) {
             let mut status = 0;
-            if libc::waitpid(self.pid, &mut status, libc::__WALL) < 0 {
-                warn!(pid = self.pid, "failed to reap the half-restored process");
+            // SAFETY: waitpid(2) on our tracee with a valid status pointer.
+            if unsafe { libc::waitpid(created.pid, &mut status, libc::__WALL) } < 0 {
+                warn!(pid = created.pid, "failed to reap a half-restored process");
             }
         }
     }
 }
 
-/// Body of the child: wait, with a parent-death signal so it cannot outlive
-/// a crashed restore.
+fn clone_error(pid: i32, errno: Errno) -> RestoreError {
+    if errno == Errno::EEXIST {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        return RestoreError::PidInUse { pid, comm };
+    }
+    RestoreError::Clone { pid, source: errno }
+}
+
+/// Seizes the root after clone3 and waits for it to stop.
+fn seize_new(pid: i32) -> Result<(), RestoreError> {
+    ptrace::seize(pid, true).step(pid, "seizing the new process")?;
+    ptrace::interrupt(pid).step(pid, "stopping the new process")?;
+    wait_event_stop(pid, "stopping the new process")?;
+    block_signals(pid)
+}
+
+/// Blocks every signal of a new process, so that a signal sent to it
+/// while it is rebuilt (SIGCHLD from a child made a zombie) waits instead
+/// of stopping a remote system call. The saved mask is set at the end.
+fn block_signals(pid: i32) -> Result<(), RestoreError> {
+    ptrace::set_sigmask(pid, u64::MAX).step(pid, "blocking signals")
+}
+
+fn wait_event_stop(pid: i32, step: &'static str) -> Result<(), RestoreError> {
+    match ptrace::wait_stop(pid).step(pid, step)? {
+        Stop::Event => Ok(()),
+        other => Err(RestoreError::Linux {
+            pid,
+            step: step.into(),
+            source: LinuxError::UnexpectedStop {
+                pid,
+                step,
+                status: other.to_string(),
+            },
+        }),
+    }
+}
+
+/// Body of the root before the restore takes it over: wait, with a
+/// parent-death signal so it cannot outlive a crashed restore.
 fn park_child() -> ! {
     // SAFETY: prctl and pause are async-signal-safe system calls with
     // integer arguments.

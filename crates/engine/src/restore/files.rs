@@ -14,7 +14,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use stasis_image::{
-    FdTable, FileIdentity, Image, MemoryMap, OpenFile, Process, RecordKind, VmaKind,
+    Fd, FdTable, FileIdentity, Image, MemoryMap, OpenFile, Process, RecordKind, VmaKind,
 };
 use tracing::debug;
 
@@ -52,6 +52,168 @@ pub struct FileCheck {
     pub skip_checks: bool,
 }
 
+/// Open file descriptions of the whole tree, keyed by their number in the
+/// image, so that fds sharing a description in the image share one here.
+pub struct Descriptions {
+    /// Lowest fd number that stasis may use: above every recorded fd.
+    pub base: i32,
+    by_id: HashMap<u32, OwnedFd>,
+    pipes: HashMap<u64, PipeEnds>,
+    unshared: Vec<OwnedFd>,
+}
+
+/// The two ends of a recreated pipe; each is handed out once, and later
+/// descriptions of the same end are opened anew through /proc/self/fd.
+struct PipeEnds {
+    read: OwnedFd,
+    write: OwnedFd,
+    read_taken: bool,
+    write_taken: bool,
+}
+
+impl Descriptions {
+    /// Prepares a pool for the fd tables of a tree.
+    pub fn new(tables: &[&FdTable]) -> Descriptions {
+        let highest = tables
+            .iter()
+            .flat_map(|table| table.fds.iter().map(|fd| fd.fd))
+            .max()
+            .unwrap_or(0);
+        Descriptions {
+            base: (highest + 1).max(100),
+            by_id: HashMap::new(),
+            pipes: HashMap::new(),
+            unshared: Vec::new(),
+        }
+    }
+
+    /// Returns the fd that holds the description of `entry`, opening it on
+    /// first use.
+    fn get(&mut self, image: &Image, entry: &Fd, check: &FileCheck) -> Result<i32, RestoreError> {
+        if let Some(fd) = self.by_id.get(&entry.description) {
+            return Ok(fd.as_raw_fd());
+        }
+        let fd = match &entry.file {
+            OpenFile::Pipe {
+                inode,
+                write_end,
+                flags,
+                capacity,
+                data,
+            } => self.pipe_end(
+                image,
+                *inode,
+                *write_end,
+                *flags,
+                *capacity,
+                data.as_deref(),
+            )?,
+            other => open_fd(image, other, check, self.base)?,
+        };
+        let raw = fd.as_raw_fd();
+        if entry.description == 0 {
+            self.unshared.push(fd);
+        } else {
+            self.by_id.insert(entry.description, fd);
+        }
+        Ok(raw)
+    }
+
+    fn pipe_end(
+        &mut self,
+        image: &Image,
+        inode: u64,
+        write_end: bool,
+        flags: u32,
+        capacity: u64,
+        data: Option<&str>,
+    ) -> Result<OwnedFd, RestoreError> {
+        if !self.pipes.contains_key(&inode) {
+            let ends = create_pipe(image, capacity, data, self.base)?;
+            self.pipes.insert(inode, ends);
+        }
+        let ends = self.pipes.get_mut(&inode).expect("inserted above");
+        let (end, taken) = if write_end {
+            (&ends.write, &mut ends.write_taken)
+        } else {
+            (&ends.read, &mut ends.read_taken)
+        };
+        let fd = if *taken {
+            // Another description of the same end: opening the pipe through
+            // /proc gives a new description of it.
+            let access = if write_end {
+                libc::O_WRONLY
+            } else {
+                libc::O_RDONLY
+            };
+            let path = format!("/proc/self/fd/{}", end.as_raw_fd());
+            open_at(Path::new(&path), access | libc::O_NONBLOCK, self.base)?
+        } else {
+            *taken = true;
+            end.try_clone().map_err(|source| RestoreError::Open {
+                path: format!("pipe:[{inode}]"),
+                source,
+            })?
+        };
+        let status = flags as i32 & (libc::O_NONBLOCK | libc::O_DIRECT);
+        // SAFETY: F_SETFL on a valid fd with status flags only.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, status) } < 0 {
+            return Err(RestoreError::Open {
+                path: format!("pipe:[{inode}]"),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(fd)
+    }
+}
+
+/// Creates a pipe with `capacity` bytes of buffer and the saved bytes in it.
+fn create_pipe(
+    image: &Image,
+    capacity: u64,
+    data: Option<&str>,
+    base: i32,
+) -> Result<PipeEnds, RestoreError> {
+    let pipe_error = |source: std::io::Error| RestoreError::Open {
+        path: "a new pipe".into(),
+        source,
+    };
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|errno| pipe_error(errno.into()))?;
+    // SAFETY: F_SETPIPE_SZ on our own pipe.
+    if unsafe {
+        libc::fcntl(
+            write.as_raw_fd(),
+            libc::F_SETPIPE_SZ,
+            capacity as libc::c_int,
+        )
+    } < 0
+    {
+        return Err(pipe_error(std::io::Error::last_os_error()));
+    }
+    if let Some(name) = data {
+        let file = image.data_file(name, RecordKind::FileData)?;
+        let mut source = File::open(&file.path).map_err(|source| RestoreError::Open {
+            path: file.path.display().to_string(),
+            source,
+        })?;
+        let mut sink = File::from(write.try_clone().map_err(pipe_error)?);
+        source
+            .seek(SeekFrom::Start(file.data_offset))
+            .and_then(|_| std::io::copy(&mut std::io::Read::take(&mut source, file.len), &mut sink))
+            .map_err(|source| RestoreError::Open {
+                path: file.path.display().to_string(),
+                source,
+            })?;
+    }
+    Ok(PipeEnds {
+        read: move_above(read, base, Path::new("pipe"))?,
+        write: move_above(write, base, Path::new("pipe"))?,
+        read_taken: false,
+        write_taken: false,
+    })
+}
+
 impl OpenedFiles {
     pub fn open(
         image: &Image,
@@ -59,9 +221,9 @@ impl OpenedFiles {
         map: &MemoryMap,
         table: &FdTable,
         check: &FileCheck,
+        descriptions: &mut Descriptions,
     ) -> Result<OpenedFiles, RestoreError> {
-        let base = table.fds.iter().map(|fd| fd.fd).max().unwrap_or(0).max(2) + 1;
-        let base = base.max(100);
+        let base = descriptions.base;
 
         let pages_file = image.data_file(&map.pages_file, RecordKind::Pages)?;
         let pages = open_at(&pages_file.path, libc::O_RDONLY, base)?;
@@ -102,9 +264,8 @@ impl OpenedFiles {
 
         let mut fds = Vec::new();
         for entry in &table.fds {
-            let fd = open_fd(image, &entry.file, check, base)?;
-            fds.push((entry.fd, fd.as_raw_fd(), entry.cloexec));
-            owned.push(fd);
+            let fd = descriptions.get(image, entry, check)?;
+            fds.push((entry.fd, fd, entry.cloexec));
         }
 
         Ok(OpenedFiles {
@@ -217,6 +378,9 @@ fn open_fd(
             }
             Ok(fd)
         }
+        OpenFile::Pipe { inode, .. } => Err(RestoreError::Incompatible {
+            reason: format!("pipe:[{inode}] must be opened through the description pool"),
+        }),
         OpenFile::Terminal { path, .. } => {
             // The process joins the terminal that runs the restore.
             // SAFETY: isatty only inspects the fd number.

@@ -1,21 +1,27 @@
-//! Restore of one process from an image directory.
+//! Restore of a process tree from an image directory.
 //!
 //! Steps:
 //! 1. open the image: manifest and every record are checked (size, magic,
 //!    version, kind, BLAKE3) before they are decoded;
 //! 2. check that this machine can run the image (CPU features, XSAVE size);
-//! 3. open every file the process needs and check it is unchanged;
-//! 4. create a child with the recorded PID (clone3 with set_tid), seize it;
-//! 5. rebuild its address space, fds, limits, signals and credentials with
-//!    system calls run inside it, while another thread hashes the pages file;
-//! 6. once the hash matches, set the registers and let it run.
+//! 3. open every file the processes need, create their pipes, and check
+//!    that each file is unchanged;
+//! 4. create the root with the recorded PID (clone3 with set_tid), then
+//!    each other process from its parent, in its session and group;
+//!    zombies exit with their recorded status;
+//! 5. rebuild each process's address space, fds, limits, signals, threads
+//!    and credentials with system calls run inside it, while another thread
+//!    hashes the data files;
+//! 6. once the hashes match, set the registers and let the tree run.
 //!
-//! A failure at any step kills the child, so nothing half-restored runs.
+//! A failure at any step kills every process created, so nothing
+//! half-restored runs.
 
 mod child;
 mod files;
 mod memory;
 mod process;
+mod sessions;
 mod threads;
 
 use std::path::PathBuf;
@@ -29,8 +35,8 @@ use stasis_linux::remote::RemoteProcess;
 use tracing::info;
 
 use crate::error::{RestoreError, RestoreStep};
-use child::Child;
-use files::{FileCheck, OpenedFiles};
+use child::Tree;
+use files::{Descriptions, FileCheck, OpenedFiles};
 
 /// Size of the scratch area used to pass structures to system calls.
 const SCRATCH_LEN: u64 = 64 * 1024;
@@ -49,15 +55,77 @@ pub struct RestoreOptions {
 /// Summary of a restore, printed by `stasis restore --json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreSummary {
+    /// PID of the root process.
     pub pid: i32,
+    /// Processes restored, zombies included.
+    pub processes: usize,
     pub vmas: usize,
     pub fds: usize,
     pub pages_restored: u64,
     pub total_ms: f64,
 }
 
-/// Restores the image in `options.dir`. The process is running when this
-/// returns and is a child of the calling process.
+/// One process of the image, with the records that a live process has.
+struct ProcessImage {
+    process: Process,
+    /// Memory map, fd table and page data offset; None for a zombie.
+    live: Option<(MemoryMap, FdTable, u64)>,
+}
+
+/// Reads and checks the records of every process of the image, in the
+/// manifest's order (parents before children).
+fn read_processes(image: &Image) -> Result<Vec<ProcessImage>, RestoreError> {
+    let manifest = image.manifest();
+    let mut processes: Vec<ProcessImage> = Vec::new();
+    for (index, &pid) in manifest.processes.iter().enumerate() {
+        let process: Process = image.read_record(&stasis_image::format::process_file_name(pid))?;
+        let root = index == 0;
+        if root != (pid == manifest.root_pid) {
+            return Err(RestoreError::Incompatible {
+                reason: format!(
+                    "the manifest lists process {pid} in the wrong place for root {}",
+                    manifest.root_pid
+                ),
+            });
+        }
+        if !root
+            && !processes
+                .iter()
+                .any(|earlier| earlier.process.pid == process.ppid)
+        {
+            return Err(RestoreError::Incompatible {
+                reason: format!(
+                    "process {pid} has parent {}, which the image does not list before it",
+                    process.ppid
+                ),
+            });
+        }
+        let live = if process.zombie_exit_status.is_some() {
+            None
+        } else {
+            if process.threads.first().map(|thread| thread.tid) != Some(pid) {
+                return Err(RestoreError::Incompatible {
+                    reason: format!("the first thread of process {pid} is not its main thread"),
+                });
+            }
+            let map: MemoryMap =
+                image.read_record(&stasis_image::format::memory_map_file_name(pid))?;
+            let table: FdTable =
+                image.read_record(&stasis_image::format::fd_table_file_name(pid))?;
+            let pages = image.data_file(&map.pages_file, stasis_image::RecordKind::Pages)?;
+            let record_path = image
+                .dir()
+                .join(stasis_image::format::memory_map_file_name(pid));
+            stasis_image::validate::validate_memory_map(&map, pages.len, &record_path)?;
+            Some((map, table, pages.data_offset))
+        };
+        processes.push(ProcessImage { process, live });
+    }
+    Ok(processes)
+}
+
+/// Restores the image in `options.dir`. The processes are running when
+/// this returns, and the root is a child of the calling process.
 pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError> {
     let started = Instant::now();
     let image = match &options.manifest_hash {
@@ -66,68 +134,142 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         }
         None => Image::open(&options.dir)?,
     };
-    let pid = image.manifest().root_pid;
-    let process: Process = image.read_record(&stasis_image::format::process_file_name(pid))?;
-    let map: MemoryMap = image.read_record(&stasis_image::format::memory_map_file_name(pid))?;
-    let table: FdTable = image.read_record(&stasis_image::format::fd_table_file_name(pid))?;
-    let pages = image.data_file(&map.pages_file, stasis_image::RecordKind::Pages)?;
-    let record_path = options
-        .dir
-        .join(stasis_image::format::memory_map_file_name(pid));
-    stasis_image::validate::validate_memory_map(&map, pages.len, &record_path)?;
+    let root = image.manifest().root_pid;
+    let processes = read_processes(&image)?;
     check_machine(&image)?;
-    if process.threads.first().map(|thread| thread.tid) != Some(pid) {
-        return Err(RestoreError::Incompatible {
-            reason: format!("the first thread in the image is not the main thread {pid}"),
-        });
-    }
 
     let check = FileCheck {
         skip_checks: options.skip_file_checks,
     };
-    let files = OpenedFiles::open(&image, &process, &map, &table, &check)?;
+    let tables: Vec<&FdTable> = processes
+        .iter()
+        .filter_map(|p| p.live.as_ref().map(|live| &live.1))
+        .collect();
+    let mut descriptions = Descriptions::new(&tables);
+    let mut opened = Vec::new();
+    for entry in &processes {
+        opened.push(match &entry.live {
+            Some((map, table, _)) => Some(OpenedFiles::open(
+                &image,
+                &entry.process,
+                map,
+                table,
+                &check,
+                &mut descriptions,
+            )?),
+            None => None,
+        });
+    }
 
-    let mut child = Child::spawn(pid)?;
-    info!(pid, "process created");
+    let mut tree = create_tree(&processes)?;
+    info!(root, processes = processes.len(), "processes created");
 
-    let pages_name = map.pages_file.clone();
+    let data_files: Vec<String> = image
+        .manifest()
+        .files
+        .iter()
+        .filter(|entry| entry.kind.is_data())
+        .map(|entry| entry.name.clone())
+        .collect();
     let rebuilt = std::thread::scope(|scope| {
-        let verifier = scope.spawn(|| image.verify_data_file(&pages_name));
-        let rebuilt = rebuild(&mut child, &process, &map, &files, pages.data_offset);
+        let verifier = scope.spawn(|| {
+            data_files
+                .iter()
+                .try_for_each(|name| image.verify_data_file(name))
+        });
+        let rebuilt = rebuild_all(&mut tree, &processes, &opened);
         let verified = verifier.join().unwrap_or_else(|_| {
             Err(stasis_image::ImageError::Invalid {
-                path: image.dir().join(&pages_name),
-                message: "page hash verification panicked".into(),
+                path: image.dir().to_owned(),
+                message: "data hash verification panicked".into(),
             })
         });
         rebuilt.and(verified.map_err(RestoreError::from))
     });
     rebuilt?;
 
-    let pid = child.release()?;
-    drop(files);
-    info!(pid, "process restored and running");
+    tree.release()?;
+    // stasis holds both ends of every restored pipe: they are closed before
+    // anything waits for the restored processes, or a reader never sees EOF.
+    drop(opened);
+    drop(descriptions);
+    info!(root, "processes restored and running");
+
+    let live: Vec<&(MemoryMap, FdTable, u64)> =
+        processes.iter().filter_map(|p| p.live.as_ref()).collect();
     Ok(RestoreSummary {
-        pid,
-        vmas: map.vmas.len(),
-        fds: table.fds.len(),
-        pages_restored: map.pages.iter().map(|run| run.pages).sum(),
+        pid: root,
+        processes: processes.len(),
+        vmas: live.iter().map(|live| live.0.vmas.len()).sum(),
+        fds: live.iter().map(|live| live.1.fds.len()).sum(),
+        pages_restored: live
+            .iter()
+            .flat_map(|live| live.0.pages.iter())
+            .map(|run| run.pages)
+            .sum(),
         total_ms: started.elapsed().as_secs_f64() * 1e3,
     })
 }
 
-/// Turns the stopped child into the saved process, stopping short of
-/// letting it run.
+/// Creates every process of the tree, each by its parent, in its session
+/// and group; zombies exit right away with their recorded status.
+fn create_tree(processes: &[ProcessImage]) -> Result<Tree, RestoreError> {
+    let root = &processes[0].process;
+    let mut tree = Tree::spawn_root(root.pid)?;
+    let mut placed: Vec<&Process> = Vec::new();
+    for entry in processes {
+        let process = &entry.process;
+        let parent = placed
+            .iter()
+            .copied()
+            .find(|p| p.pid == process.ppid && process.pid != root.pid);
+        if process.pid != root.pid {
+            tree.fork(process.ppid, process.pid)?;
+        }
+        let created = tree.get(process.pid).expect("created above");
+        sessions::place(created, process, parent, &placed)?;
+        placed.push(process);
+    }
+    for entry in processes {
+        if let Some(status) = entry.process.zombie_exit_status {
+            let created = tree.get(entry.process.pid).expect("created above");
+            sessions::make_zombie(created, status)?;
+        }
+    }
+    Ok(tree)
+}
+
+/// Rebuilds every live process of the tree.
+fn rebuild_all(
+    tree: &mut Tree,
+    processes: &[ProcessImage],
+    opened: &[Option<OpenedFiles>],
+) -> Result<(), RestoreError> {
+    for (entry, files) in processes.iter().zip(opened) {
+        let (Some((map, _, pages_offset)), Some(files)) = (&entry.live, files) else {
+            continue;
+        };
+        let created = tree
+            .get(entry.process.pid)
+            .expect("every process was created");
+        created.remote()?;
+        let main = created.remote.take().expect("made above");
+        let threads = rebuild(main, &entry.process, map, files, *pages_offset)?;
+        created.threads = threads;
+    }
+    Ok(())
+}
+
+/// Turns one stopped process into the saved one, stopping short of
+/// letting it run. Returns the TIDs of the threads it created.
 fn rebuild(
-    child: &mut Child,
+    mut main: RemoteProcess,
     process: &Process,
     map: &MemoryMap,
     files: &OpenedFiles,
     pages_offset: u64,
-) -> Result<(), RestoreError> {
-    let pid = child.pid;
-    let vdso = vdso_of(pid)?;
-    let mut main = RemoteProcess::new(pid, vdso).step(pid, "preparing remote system calls")?;
+) -> Result<Vec<i32>, RestoreError> {
+    let pid = main.pid();
     check_xstate_size(pid, process)?;
 
     let scratch = memory::prepare(&mut main, map, SCRATCH_LEN)?;
@@ -142,7 +284,7 @@ fn rebuild(
 
     let vdso = vdso_of(pid)?;
     let others = threads::create(&mut main, scratch, process, vdso)?;
-    child.threads = others.iter().map(RemoteProcess::pid).collect();
+    let tids = others.iter().map(RemoteProcess::pid).collect();
     let mut remotes = vec![main];
     remotes.extend(others);
 
@@ -164,7 +306,7 @@ fn rebuild(
         remote.park().step(tid, "setting the registers")?;
         ptrace::set_xstate(tid, &thread.xstate.0).step(tid, "setting the XSAVE registers")?;
     }
-    Ok(())
+    Ok(tids)
 }
 
 /// Returns the (start, end) of the [vdso] mapping of `pid`.

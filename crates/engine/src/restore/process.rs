@@ -272,6 +272,20 @@ pub fn set_sigactions(
     process: &Process,
 ) -> Result<(), RestoreError> {
     let pid = remote.pid();
+    // Ignoring a signal discards its pending instances, such as the
+    // SIGCHLD that a restored zombie child sent while it was made to exit.
+    // Those are not the process's; its saved pending signals are queued
+    // later.
+    put(remote, scratch, &words(&[1, 0, 0, 0]))?;
+    for action in &process.sigactions {
+        remote
+            .syscall(
+                "rt_sigaction",
+                libc::SYS_rt_sigaction,
+                [action.signo as u64, scratch, 0, 8, 0, 0],
+            )
+            .step(pid, format!("discarding pending signal {}", action.signo))?;
+    }
     for action in &process.sigactions {
         put(
             remote,

@@ -120,6 +120,7 @@ pub fn sample_process() -> Process {
         }],
         cwd: "/home/user".to_string(),
         root: "/".to_string(),
+        zombie_exit_status: None,
     }
 }
 
@@ -168,6 +169,7 @@ pub fn sample_fd_table() -> FdTable {
             Fd {
                 fd: 0,
                 cloexec: false,
+                description: 1,
                 file: OpenFile::CharDevice {
                     path: "/dev/null".to_string(),
                     rdev: 0x103,
@@ -177,6 +179,7 @@ pub fn sample_fd_table() -> FdTable {
             Fd {
                 fd: 3,
                 cloexec: true,
+                description: 2,
                 file: OpenFile::Regular {
                     identity: identity("/tmp/scratch"),
                     flags: 2,
@@ -188,6 +191,7 @@ pub fn sample_fd_table() -> FdTable {
             Fd {
                 fd: 4,
                 cloexec: false,
+                description: 3,
                 file: OpenFile::Directory {
                     identity: identity("/home/user"),
                     flags: 0,

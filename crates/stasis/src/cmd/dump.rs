@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use stasis_engine::dump::{dump, DumpOptions};
+use stasis_seal::seal_image;
 
+use crate::cmd;
+use crate::cmd::seal::SealSummary;
 use crate::output::{self, human_bytes};
 
 /// Checkpoint a running process into an image directory.
@@ -27,12 +30,25 @@ pub struct Args {
     #[arg(short = 'j', long)]
     shell_job: bool,
 
+    /// Seal the image with this private key file right after the dump (see
+    /// `stasis seal`). The key is loaded and checked before the dump starts.
+    #[arg(long, value_name = "KEYFILE")]
+    seal: Option<PathBuf>,
+
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // A key that cannot be used must fail before the dump, which may kill
+    // the target.
+    let seal_key = args
+        .seal
+        .as_deref()
+        .map(cmd::seal::load_private_key)
+        .transpose()?;
+
     let options = DumpOptions {
         pid: args.pid,
         dir: args.dir.clone(),
@@ -60,8 +76,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!();
     }
 
+    // The image was just written and its hashes computed while writing, so
+    // only the manifest and file sizes are checked again before signing.
+    let seal = match &seal_key {
+        Some(key) => {
+            let options = cmd::seal::seal_options(false)?;
+            let outcome = seal_image(&args.dir, key, &options).with_context(|| {
+                format!(
+                    "the dump succeeded, but sealing {} failed; the image is complete but \
+                     unsealed, so seal it with `stasis seal {} --key KEYFILE`",
+                    args.dir.display(),
+                    args.dir.display()
+                )
+            })?;
+            Some(SealSummary::new(&outcome))
+        }
+        None => None,
+    };
+
     if args.json {
-        output::print_json(&summary)?;
+        let mut value = serde_json::to_value(&summary)?;
+        if let (Some(seal), Some(object)) = (&seal, value.as_object_mut()) {
+            object.insert("seal".to_string(), serde_json::to_value(seal)?);
+        }
+        output::print_json(&value)?;
     } else {
         println!(
             "dumped pid {} into {}: {} mappings, {} fds, {} of memory in {} pages; frozen for {:.1} ms{}",
@@ -74,6 +112,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             summary.frozen_ms,
             if summary.left_running { ", left running" } else { "" },
         );
+        if let Some(seal) = &seal {
+            println!("sealed {} with key {}", summary.dir.display(), seal.key_id);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

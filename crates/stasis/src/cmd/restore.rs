@@ -3,9 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use stasis_engine::restore::{restore, RestoreOptions};
+use stasis_seal::policy::policy_location;
+use stasis_seal::{load_policy, verify_file_data, verify_seal, Policy, PublicKey};
+use tracing::info;
 
+use crate::cmd::verify::load_public_keys;
 use crate::output;
 
 /// Restore a process from an image directory, with its original PID.
@@ -24,16 +28,27 @@ pub struct Args {
     #[arg(long)]
     skip_file_checks: bool,
 
+    /// Reject the image unless it is sealed by a trusted key: one given with
+    /// --pubkey, or else one listed in the policy file. The seal is checked
+    /// before any record of the image is read.
+    #[arg(long)]
+    require_seal: bool,
+
+    /// Public key file whose seals are accepted; repeat for several keys.
+    #[arg(long = "pubkey", value_name = "PUBFILE", requires = "require_seal")]
+    pubkeys: Vec<PathBuf>,
+
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let manifest_hash = check_seal(&args)?;
     let options = RestoreOptions {
         dir: args.dir.clone(),
         skip_file_checks: args.skip_file_checks,
-        manifest_hash: None,
+        manifest_hash,
     };
     let summary =
         restore(&options).with_context(|| format!("restore from {} failed", args.dir.display()))?;
@@ -52,6 +67,85 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     wait_for_exit(summary.pid)
+}
+
+/// A party that requires a seal (the policy file or --pubkey), and the keys
+/// whose seals it accepts.
+struct SealRequirement {
+    source: String,
+    keys: Vec<PublicKey>,
+}
+
+/// Checks the seal that --require-seal or the policy file requires, and
+/// returns the hash of the manifest it signs, which the restore must then
+/// read. Returns `None` when no seal is required.
+///
+/// The signer must be trusted by every requirement: with a policy that sets
+/// `require_seal` and with --pubkey, it must be in both lists.
+fn check_seal(args: &Args) -> anyhow::Result<Option<[u8; 32]>> {
+    let requirements = seal_requirements(args)?;
+    let Some((first, others)) = requirements.split_first() else {
+        return Ok(None);
+    };
+
+    let dir = args.dir.display();
+    let verified = verify_seal(&args.dir, &first.keys).with_context(|| {
+        format!(
+            "restore from {dir} rejected: it needs a valid seal by a key that {} trusts",
+            first.source
+        )
+    })?;
+    let key_id = verified.signer.key_id();
+    for requirement in others {
+        if !requirement.keys.contains(&verified.signer) {
+            bail!(
+                "restore from {dir} rejected: it is sealed by key {key_id}, which {} does not \
+                 trust",
+                requirement.source
+            );
+        }
+    }
+    verify_file_data(&args.dir, &verified).with_context(|| {
+        format!("restore from {dir} rejected: a file differs from the sealed manifest")
+    })?;
+    info!(key_id, dir = %dir, "seal verified");
+    Ok(Some(*verified.manifest_hash.as_bytes()))
+}
+
+/// Loads the policy and the --pubkey keys, and returns who requires a seal.
+fn seal_requirements(args: &Args) -> anyhow::Result<Vec<SealRequirement>> {
+    let location = policy_location();
+    let policy = load_policy().context("cannot load the seal policy")?;
+    let from_policy = |policy: &Policy| SealRequirement {
+        source: format!("the policy file {}", policy.path.display()),
+        keys: policy.public_keys(),
+    };
+
+    let mut requirements = Vec::new();
+    if let Some(policy) = policy.as_ref().filter(|policy| policy.require_seal) {
+        requirements.push(from_policy(policy));
+    }
+    if !args.require_seal {
+        return Ok(requirements);
+    }
+    if !args.pubkeys.is_empty() {
+        requirements.push(SealRequirement {
+            source: "--pubkey".to_string(),
+            keys: load_public_keys(&args.pubkeys)?,
+        });
+        return Ok(requirements);
+    }
+    match policy {
+        // Already required above.
+        Some(policy) if policy.require_seal => {}
+        Some(policy) if !policy.trusted_keys.is_empty() => requirements.push(from_policy(&policy)),
+        _ => bail!(
+            "--require-seal needs a trusted key: give --pubkey PUBFILE, or list trusted_keys in \
+             the policy file {}",
+            location.path.display()
+        ),
+    }
+    Ok(requirements)
 }
 
 /// Waits for the restored child and returns its exit status, or 128 plus

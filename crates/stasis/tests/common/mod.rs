@@ -355,6 +355,14 @@ impl TestEnv {
             wait_pid_free(pid, WAIT_TIMEOUT),
             "PID {pid} is still in use after the dump killed it"
         );
+        // The other processes of a dumped tree were killed too, and as
+        // orphans they are reparented to the test process, the subreaper.
+        for other in image_pids(image) {
+            assert!(
+                wait_pid_free(other, WAIT_TIMEOUT),
+                "PID {other} of the dumped tree is still in use after the dump"
+            );
+        }
         run
     }
 
@@ -641,6 +649,23 @@ pub fn wait_pid_free(pid: Pid, timeout: Duration) -> bool {
         }
         sleep(POLL_INTERVAL);
     }
+}
+
+/// Returns the PIDs of the processes in an image, from its process-PID
+/// record file names.
+pub fn image_pids(image: &Path) -> Vec<Pid> {
+    let Ok(entries) = fs::read_dir(image) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("process-")?
+                .parse()
+                .ok()
+                .map(Pid::from_raw)
+        })
+        .collect()
 }
 
 /// Sends `signal` to `pid` and panics if that fails.

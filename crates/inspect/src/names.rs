@@ -1,0 +1,239 @@
+//! Names of kernel constants as they appear in images: open flags,
+//! auxiliary vector types, memory protections and device numbers. The
+//! values are those of Linux on x86-64 (include/uapi/asm-generic/fcntl.h
+//! and include/uapi/linux/auxvec.h).
+
+use stasis_image::{OpenFile, Vma, VmaKind};
+
+/// O_* flags other than the access mode, as octal values.
+const OPEN_FLAGS: &[(u32, &str)] = &[
+    (0o100, "O_CREAT"),
+    (0o200, "O_EXCL"),
+    (0o400, "O_NOCTTY"),
+    (0o1000, "O_TRUNC"),
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (0o4010000, "O_SYNC"),
+    (0o10000, "O_DSYNC"),
+    (0o20000, "O_ASYNC"),
+    (0o40000, "O_DIRECT"),
+    (0o100000, "O_LARGEFILE"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o1000000, "O_NOATIME"),
+    (0o2000000, "O_CLOEXEC"),
+    (0o10000000, "O_PATH"),
+    (0o20000000, "__O_TMPFILE"),
+];
+
+/// Decodes the flags of an open file description (from fdinfo) as
+/// `O_RDWR|O_APPEND`. Bits without a name are shown in octal at the end.
+pub fn open_flags(flags: u32) -> String {
+    let mut names = vec![match flags & 0o3 {
+        0 => "O_RDONLY".to_string(),
+        1 => "O_WRONLY".to_string(),
+        2 => "O_RDWR".to_string(),
+        _ => "O_ACCMODE".to_string(),
+    }];
+    let mut rest = flags & !0o3;
+    for &(bits, name) in OPEN_FLAGS {
+        if rest & bits == bits {
+            names.push(name.to_string());
+            rest &= !bits;
+        }
+    }
+    if rest != 0 {
+        names.push(format!("0{rest:o}"));
+    }
+    names.join("|")
+}
+
+/// How an auxiliary vector value is best shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuxvFormat {
+    Decimal,
+    Hex,
+    /// The address of a NUL-terminated string.
+    StringAddress,
+    /// The address of 16 random bytes.
+    RandomAddress,
+}
+
+/// Returns the AT_* name and display format of auxiliary vector type
+/// `key`.
+pub fn auxv_type(key: u64) -> (Option<&'static str>, AuxvFormat) {
+    use AuxvFormat::*;
+    let (name, format) = match key {
+        0 => ("AT_NULL", Decimal),
+        1 => ("AT_IGNORE", Hex),
+        2 => ("AT_EXECFD", Decimal),
+        3 => ("AT_PHDR", Hex),
+        4 => ("AT_PHENT", Decimal),
+        5 => ("AT_PHNUM", Decimal),
+        6 => ("AT_PAGESZ", Decimal),
+        7 => ("AT_BASE", Hex),
+        8 => ("AT_FLAGS", Hex),
+        9 => ("AT_ENTRY", Hex),
+        10 => ("AT_NOTELF", Decimal),
+        11 => ("AT_UID", Decimal),
+        12 => ("AT_EUID", Decimal),
+        13 => ("AT_GID", Decimal),
+        14 => ("AT_EGID", Decimal),
+        15 => ("AT_PLATFORM", StringAddress),
+        16 => ("AT_HWCAP", Hex),
+        17 => ("AT_CLKTCK", Decimal),
+        23 => ("AT_SECURE", Decimal),
+        24 => ("AT_BASE_PLATFORM", StringAddress),
+        25 => ("AT_RANDOM", RandomAddress),
+        26 => ("AT_HWCAP2", Hex),
+        27 => ("AT_RSEQ_FEATURE_SIZE", Decimal),
+        28 => ("AT_RSEQ_ALIGN", Decimal),
+        29 => ("AT_HWCAP3", Hex),
+        30 => ("AT_HWCAP4", Hex),
+        31 => ("AT_EXECFN", StringAddress),
+        32 => ("AT_SYSINFO", Hex),
+        33 => ("AT_SYSINFO_EHDR", Hex),
+        51 => ("AT_MINSIGSTKSZ", Decimal),
+        _ => return (None, Hex),
+    };
+    (Some(name), format)
+}
+
+/// Returns the permissions of a VMA as /proc/PID/maps shows them: `r-xp`.
+pub fn perms(vma: &Vma) -> String {
+    let bit = |mask: u32, letter: char| if vma.prot & mask != 0 { letter } else { '-' };
+    let mut text = String::with_capacity(4);
+    text.push(bit(1, 'r'));
+    text.push(bit(2, 'w'));
+    text.push(bit(4, 'x'));
+    text.push(if vma.shared { 's' } else { 'p' });
+    text
+}
+
+/// Splits a 64-bit `dev_t` as `stat` returns it into (major, minor), as
+/// glibc's `major()` and `minor()` do.
+pub fn dev_parts(dev: u64) -> (u64, u64) {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & 0xffff_f000);
+    let minor = (dev & 0xff) | ((dev >> 12) & 0xffff_ff00);
+    (major, minor)
+}
+
+/// Formats a device number as /proc/PID/maps does: `08:01`, in hex.
+pub fn dev_hex(dev: u64) -> String {
+    let (major, minor) = dev_parts(dev);
+    format!("{major:02x}:{minor:02x}")
+}
+
+/// Formats a device number in decimal: `1:3`.
+pub fn dev_decimal(dev: u64) -> String {
+    let (major, minor) = dev_parts(dev);
+    format!("{major}:{minor}")
+}
+
+/// Returns the name of a VMA as /proc/PID/maps ends its line: the file
+/// path, `[heap]`, `[stack]`, `[vdso]` …, or an empty string for
+/// anonymous memory.
+pub fn vma_label(vma: &Vma) -> String {
+    match (vma.kind, &vma.file) {
+        (_, Some(file)) => file.path.clone(),
+        (VmaKind::Anonymous, None) | (VmaKind::File, None) => String::new(),
+        (VmaKind::Heap, None) => "[heap]".to_string(),
+        (VmaKind::Stack, None) => "[stack]".to_string(),
+        (VmaKind::Vdso, None) => "[vdso]".to_string(),
+        (VmaKind::Vvar, None) => "[vvar]".to_string(),
+        (VmaKind::VvarVclock, None) => "[vvar_vclock]".to_string(),
+    }
+}
+
+/// Returns the JSON name of a VMA kind, which is the variant name.
+pub fn vma_kind(kind: VmaKind) -> &'static str {
+    match kind {
+        VmaKind::Anonymous => "Anonymous",
+        VmaKind::File => "File",
+        VmaKind::Heap => "Heap",
+        VmaKind::Stack => "Stack",
+        VmaKind::Vdso => "Vdso",
+        VmaKind::Vvar => "Vvar",
+        VmaKind::VvarVclock => "VvarVclock",
+    }
+}
+
+/// Returns true for the VMA kinds whose pages a dump saves: private
+/// anonymous memory, heap, stack and private file mappings.
+pub fn saves_pages(vma: &Vma) -> bool {
+    !vma.shared
+        && matches!(
+            vma.kind,
+            VmaKind::Anonymous | VmaKind::Heap | VmaKind::Stack | VmaKind::File
+        )
+}
+
+/// Returns the kind of an open file as the JSON and tables name it.
+pub fn fd_kind(file: &OpenFile) -> &'static str {
+    match file {
+        OpenFile::Regular { .. } => "regular",
+        OpenFile::Directory { .. } => "directory",
+        OpenFile::CharDevice { .. } => "char_device",
+        OpenFile::Terminal { .. } => "terminal",
+        OpenFile::Pipe { .. } => "pipe",
+    }
+}
+
+/// Names of the x86-64 general registers in struct user_regs_struct
+/// order, with their values.
+pub fn registers(regs: &stasis_image::Registers) -> [(&'static str, u64); 27] {
+    [
+        ("r15", regs.r15),
+        ("r14", regs.r14),
+        ("r13", regs.r13),
+        ("r12", regs.r12),
+        ("rbp", regs.rbp),
+        ("rbx", regs.rbx),
+        ("r11", regs.r11),
+        ("r10", regs.r10),
+        ("r9", regs.r9),
+        ("r8", regs.r8),
+        ("rax", regs.rax),
+        ("rcx", regs.rcx),
+        ("rdx", regs.rdx),
+        ("rsi", regs.rsi),
+        ("rdi", regs.rdi),
+        ("orig_rax", regs.orig_rax),
+        ("rip", regs.rip),
+        ("cs", regs.cs),
+        ("eflags", regs.eflags),
+        ("rsp", regs.rsp),
+        ("ss", regs.ss),
+        ("fs_base", regs.fs_base),
+        ("gs_base", regs.gs_base),
+        ("ds", regs.ds),
+        ("es", regs.es),
+        ("fs", regs.fs),
+        ("gs", regs.gs),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_flags_decoding() {
+        assert_eq!(open_flags(0), "O_RDONLY");
+        assert_eq!(open_flags(0o2002), "O_RDWR|O_APPEND");
+        assert_eq!(open_flags(0o2100001), "O_WRONLY|O_LARGEFILE|O_CLOEXEC");
+        assert_eq!(open_flags(0o4010000), "O_RDONLY|O_SYNC");
+        assert_eq!(open_flags(0o10000), "O_RDONLY|O_DSYNC");
+        assert_eq!(open_flags(0o1_000_000_000), "O_RDONLY|01000000000");
+    }
+
+    #[test]
+    fn dev_numbers() {
+        assert_eq!(dev_hex(0x803), "08:03");
+        assert_eq!(dev_decimal(0x103), "1:3");
+        // major 259, minor 1: an NVMe partition.
+        assert_eq!(dev_parts(0x10301), (259, 1));
+        // glibc makedev(0x12345, 0x6789a), which uses the high bits of both.
+        assert_eq!(dev_parts(0x1_2000_6783_459a), (0x12345, 0x6789a));
+    }
+}

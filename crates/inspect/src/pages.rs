@@ -1,0 +1,227 @@
+//! Reading a process's saved memory: an address is looked up in the page
+//! runs of its memory map, which give the offset of the page in the pages
+//! file.
+//!
+//! The reader works on unverified maps too. It sorts a copy of the runs,
+//! checks every offset against the length of the pages file and never
+//! allocates more than the caller asks for, so a damaged map yields
+//! missing pages, never a panic or a read outside the file.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use stasis_image::{PageRun, RecordKind, PAGE_DATA_OFFSET, PAGE_SIZE};
+
+use crate::load::LoadedImage;
+
+/// Maximum bytes read from a pages file in one call.
+const READ_CHUNK: u64 = 1 << 20;
+
+/// One stretch of a read: bytes that were saved, or a stretch that was not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Stored(Vec<u8>),
+    Missing {
+        address: u64,
+        len: u64,
+        reason: MissingReason,
+    },
+}
+
+/// Why bytes of a read are missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissingReason {
+    /// No page run covers the address: the dump did not save the page.
+    NotStored,
+    /// A page run covers the address, but the pages file cannot be read
+    /// there (missing, truncated, or the run points past its end).
+    Unreadable,
+}
+
+impl MissingReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            MissingReason::NotStored => "not stored",
+            MissingReason::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// The saved pages of one process.
+#[derive(Debug)]
+pub struct PageReader {
+    /// Page runs sorted by address.
+    runs: Vec<PageRun>,
+    file: Option<File>,
+    /// Bytes of page data that can be read, after the padding.
+    data_len: u64,
+    pub path: Option<PathBuf>,
+    /// True when the memory map and the pages file both passed every
+    /// check.
+    pub verified: bool,
+}
+
+impl PageReader {
+    /// Opens the pages of process `pid`. Returns `None` when the image has
+    /// no memory map for it. A pages file that cannot be opened gives a
+    /// reader whose stored pages are all unreadable.
+    pub fn open(image: &LoadedImage, pid: i32) -> Option<PageReader> {
+        let memory = image.process(pid)?.memory.as_ref()?;
+        let mut runs = memory.record.pages.clone();
+        runs.sort_by_key(|run| run.address);
+
+        let name = &memory.record.pages_file;
+        let listed = image
+            .file(name)
+            .filter(|report| report.kind == RecordKind::Pages);
+        let pages_ok = listed.is_some_and(|report| report.problem.is_none());
+        let path = listed.map(|_| image.dir.join(name));
+        let file = path.as_ref().and_then(|path| open_pages(path));
+        let data_len = file
+            .as_ref()
+            .and_then(|file| file.metadata().ok())
+            .map_or(0, |metadata| {
+                metadata.len().saturating_sub(PAGE_DATA_OFFSET)
+            });
+
+        Some(PageReader {
+            runs,
+            file,
+            data_len,
+            path,
+            verified: memory.verified && pages_ok,
+        })
+    }
+
+    /// Returns the page runs, sorted by address.
+    pub fn runs(&self) -> &[PageRun] {
+        &self.runs
+    }
+
+    /// Returns the page runs cut to the pages that lie inside the pages
+    /// file, dropping runs that lie wholly outside it. A damaged map can
+    /// claim runs of 2^60 pages; these are the pages worth reading.
+    pub fn readable_runs(&self) -> Vec<PageRun> {
+        let file_pages = if self.file.is_some() {
+            self.data_len / PAGE_SIZE
+        } else {
+            0
+        };
+        self.runs
+            .iter()
+            .filter_map(|run| {
+                let first = run.offset / PAGE_SIZE;
+                let pages = run.pages.min(file_pages.saturating_sub(first));
+                (run.offset % PAGE_SIZE == 0 && pages > 0).then_some(PageRun {
+                    address: run.address,
+                    pages,
+                    offset: run.offset,
+                })
+            })
+            .collect()
+    }
+
+    /// Reads `len` bytes at `address`. Pages that were not saved or cannot
+    /// be read come back as [`Segment::Missing`]. Adjacent stored bytes are
+    /// merged into one segment.
+    pub fn read(&self, address: u64, len: u64) -> Vec<Segment> {
+        let mut segments = Vec::new();
+        let end = address.saturating_add(len);
+        let mut at = address;
+        while at < end {
+            let (piece_end, piece) = self.read_piece(at, end);
+            push_segment(&mut segments, piece);
+            at = piece_end;
+        }
+        segments
+    }
+
+    /// Reads from `at` up to `end` or the next run boundary, whichever is
+    /// first. Returns where the piece ends and what it holds.
+    fn read_piece(&self, at: u64, end: u64) -> (u64, Segment) {
+        let Some(run) = self.run_at(at) else {
+            let next = self.next_run_start(at).unwrap_or(end).min(end);
+            return (next, missing(at, next, MissingReason::NotStored));
+        };
+        let run_end = run_end(run);
+        let piece_end = run_end.min(end).min(at.saturating_add(READ_CHUNK));
+        let offset = run.offset.checked_add(at - run.address);
+        let bytes = offset.and_then(|offset| self.read_data(offset, piece_end - at));
+        match bytes {
+            Some(bytes) => (piece_end, Segment::Stored(bytes)),
+            None => (piece_end, missing(at, piece_end, MissingReason::Unreadable)),
+        }
+    }
+
+    /// Returns the 4096 bytes of the page at `address` (page-aligned), or
+    /// `None` when the page is not stored or cannot be read.
+    pub fn page(&self, address: u64) -> Option<Vec<u8>> {
+        match self.read(address, PAGE_SIZE).as_slice() {
+            [Segment::Stored(bytes)] if bytes.len() as u64 == PAGE_SIZE => Some(bytes.clone()),
+            _ => None,
+        }
+    }
+
+    /// Returns the run that covers `address`.
+    fn run_at(&self, address: u64) -> Option<&PageRun> {
+        let index = self.runs.partition_point(|run| run.address <= address);
+        let run = self.runs.get(index.checked_sub(1)?)?;
+        (address < run_end(run)).then_some(run)
+    }
+
+    fn next_run_start(&self, address: u64) -> Option<u64> {
+        let index = self.runs.partition_point(|run| run.address <= address);
+        self.runs.get(index).map(|run| run.address)
+    }
+
+    /// Reads `len` bytes at `offset` in the page data, if all of them lie
+    /// inside the file.
+    fn read_data(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
+        let file = self.file.as_ref()?;
+        if offset.checked_add(len)? > self.data_len {
+            return None;
+        }
+        let mut bytes = vec![0u8; usize::try_from(len).ok()?];
+        file.read_exact_at(&mut bytes, PAGE_DATA_OFFSET.checked_add(offset)?)
+            .ok()?;
+        Some(bytes)
+    }
+}
+
+/// Returns the address just past `run`, saturating for damaged runs.
+pub fn run_end(run: &PageRun) -> u64 {
+    run.address
+        .saturating_add(run.pages.saturating_mul(PAGE_SIZE))
+}
+
+fn missing(start: u64, end: u64, reason: MissingReason) -> Segment {
+    Segment::Missing {
+        address: start,
+        len: end - start,
+        reason,
+    }
+}
+
+fn push_segment(segments: &mut Vec<Segment>, piece: Segment) {
+    match (segments.last_mut(), piece) {
+        (Some(Segment::Stored(bytes)), Segment::Stored(more)) => bytes.extend(more),
+        (
+            Some(Segment::Missing {
+                len: last_len,
+                reason: last_reason,
+                ..
+            }),
+            Segment::Missing { len, reason, .. },
+        ) if *last_reason == reason => *last_len += len,
+        (_, piece) => segments.push(piece),
+    }
+}
+
+fn open_pages(path: &std::path::Path) -> Option<File> {
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    if !metadata.is_file() {
+        return None;
+    }
+    File::open(path).ok()
+}

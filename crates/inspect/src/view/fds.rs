@@ -1,0 +1,277 @@
+//! The fds view: each open file descriptor with its target and flags.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use stasis_image::{Fd, OpenFile};
+
+use super::{process_heading, selected};
+use crate::load::{LoadedImage, ProcessRecords};
+use crate::names::{dev_decimal, fd_kind, open_flags};
+use crate::text::{clean, Align, Cell, Paint, Style, Table};
+
+#[derive(Debug, Serialize)]
+pub struct Fds {
+    pub processes: Vec<ProcessFds>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProcessFds {
+    pub pid: i32,
+    pub verified: bool,
+    /// False when the fd table is unreadable (`fds` is then empty).
+    pub readable: bool,
+    pub fds: Vec<FdEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FdEntry {
+    pub fd: i32,
+    /// `regular`, `directory`, `char_device`, `terminal` or `pipe`.
+    pub kind: &'static str,
+    /// File path; `pipe:[INODE]` for a pipe.
+    pub path: String,
+    /// Number of the open file description, from 1; 0 in images written
+    /// before descriptions were numbered. Fds with the same number share
+    /// one description (position, flags).
+    pub description: u32,
+    /// The other fds, in this or another process, that share this fd's
+    /// open file description.
+    pub shared_with: Vec<FdRef>,
+    /// File status flags (O_*) from fdinfo, as a number. Close-on-exec is
+    /// an fd flag and is in `cloexec` instead.
+    pub flags: u32,
+    /// The same flags decoded: `O_RDWR|O_APPEND`.
+    pub flags_decoded: String,
+    /// File position; null for devices, whose position is not saved.
+    pub position: Option<u64>,
+    pub cloexec: bool,
+    /// True for a regular file that was deleted while open.
+    pub deleted: bool,
+    /// Image file holding a deleted file's contents or the bytes buffered
+    /// in a pipe.
+    pub content_file: Option<String>,
+    /// Device number `major:minor` of a device, null otherwise.
+    pub rdev: Option<String>,
+    /// For a pipe: true for the write end, false for the read end; null
+    /// for other kinds.
+    pub write_end: Option<bool>,
+    /// For a pipe: its capacity in bytes; null for other kinds.
+    pub pipe_capacity: Option<u64>,
+}
+
+/// One fd of one process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FdRef {
+    pub pid: i32,
+    pub fd: i32,
+}
+
+pub fn build(image: &LoadedImage, pid: Option<i32>) -> Fds {
+    let mut fds = Fds {
+        processes: selected(image, pid).into_iter().map(process_fds).collect(),
+    };
+    link_shared(image, &mut fds);
+    fds
+}
+
+/// Fills `shared_with` of every entry from the fd tables of all processes
+/// of the image.
+fn link_shared(image: &LoadedImage, fds: &mut Fds) {
+    let mut holders: BTreeMap<u32, Vec<FdRef>> = BTreeMap::new();
+    for records in &image.processes {
+        let Some(table) = &records.fds else {
+            continue;
+        };
+        for fd in table.record.fds.iter().filter(|fd| fd.description != 0) {
+            holders.entry(fd.description).or_default().push(FdRef {
+                pid: records.pid,
+                fd: fd.fd,
+            });
+        }
+    }
+    for process in &mut fds.processes {
+        let pid = process.pid;
+        for entry in &mut process.fds {
+            let Some(list) = holders.get(&entry.description) else {
+                continue;
+            };
+            entry.shared_with = list
+                .iter()
+                .filter(|other| !(other.pid == pid && other.fd == entry.fd))
+                .cloned()
+                .collect();
+        }
+    }
+}
+
+fn process_fds(records: &ProcessRecords) -> ProcessFds {
+    match &records.fds {
+        Some(table) => ProcessFds {
+            pid: records.pid,
+            verified: table.verified,
+            readable: true,
+            fds: table.record.fds.iter().map(entry).collect(),
+        },
+        None => ProcessFds {
+            pid: records.pid,
+            verified: false,
+            readable: false,
+            fds: Vec::new(),
+        },
+    }
+}
+
+/// Describes one descriptor.
+pub fn entry(fd: &Fd) -> FdEntry {
+    let mut entry = FdEntry {
+        fd: fd.fd,
+        kind: fd_kind(&fd.file),
+        path: String::new(),
+        description: fd.description,
+        shared_with: Vec::new(),
+        flags: 0,
+        flags_decoded: String::new(),
+        position: None,
+        cloexec: fd.cloexec,
+        deleted: false,
+        content_file: None,
+        rdev: None,
+        write_end: None,
+        pipe_capacity: None,
+    };
+    match &fd.file {
+        OpenFile::Regular {
+            identity,
+            flags,
+            position,
+            deleted,
+            content,
+        } => {
+            entry.path = identity.path.clone();
+            entry.flags = *flags;
+            entry.position = Some(*position);
+            entry.deleted = *deleted;
+            entry.content_file = content.clone();
+        }
+        OpenFile::Directory {
+            identity,
+            flags,
+            position,
+        } => {
+            entry.path = identity.path.clone();
+            entry.flags = *flags;
+            entry.position = Some(*position);
+        }
+        OpenFile::CharDevice { path, rdev, flags } | OpenFile::Terminal { path, rdev, flags } => {
+            entry.path = path.clone();
+            entry.flags = *flags;
+            entry.rdev = Some(dev_decimal(*rdev));
+        }
+        OpenFile::Pipe {
+            inode,
+            write_end,
+            flags,
+            capacity,
+            data,
+        } => {
+            entry.path = format!("pipe:[{inode}]");
+            entry.flags = *flags;
+            entry.content_file = data.clone();
+            entry.write_end = Some(*write_end);
+            entry.pipe_capacity = Some(*capacity);
+        }
+    }
+    entry.flags_decoded = open_flags(entry.flags);
+    entry
+}
+
+pub fn render(fds: &Fds, image: &LoadedImage, style: &Style) -> String {
+    let mut out = String::new();
+    for process in &fds.processes {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        if let Some(records) = image.process(process.pid) {
+            out.push_str(&process_heading(records, process.verified, style));
+        }
+        if !process.readable {
+            out.push_str("  the fd table is unreadable\n");
+            continue;
+        }
+        out.push_str(&render_table(process.pid, &process.fds, style));
+    }
+    out
+}
+
+fn render_table(pid: i32, fds: &[FdEntry], style: &Style) -> String {
+    let mut table = Table::new(&[
+        ("FD", Align::Right),
+        ("DESC", Align::Right),
+        ("KIND", Align::Left),
+        ("FLAGS", Align::Left),
+        ("CLOEXEC", Align::Left),
+        ("OFFSET", Align::Right),
+        ("TARGET", Align::Left),
+    ]);
+    for fd in fds {
+        let position = fd
+            .position
+            .map_or("-".to_string(), |position| position.to_string());
+        let description = match fd.description {
+            0 => "-".to_string(),
+            number => number.to_string(),
+        };
+        table.row(vec![
+            Cell::new(fd.fd.to_string()),
+            Cell::new(description),
+            Cell::new(fd.kind),
+            Cell::new(fd.flags_decoded.clone()),
+            Cell::new(if fd.cloexec { "yes" } else { "no" }),
+            Cell::new(position),
+            target_cell(pid, fd),
+        ]);
+    }
+    table.render(style)
+}
+
+fn target_cell(pid: i32, fd: &FdEntry) -> Cell {
+    let mut text = clean(&fd.path);
+    if let Some(rdev) = &fd.rdev {
+        text.push_str(&format!(" (device {rdev})"));
+    }
+    if let Some(write_end) = fd.write_end {
+        let end = if write_end { "write end" } else { "read end" };
+        text.push_str(&format!(" ({end}"));
+        if let Some(content) = &fd.content_file {
+            text.push_str(&format!(", buffered bytes in {}", clean(content)));
+        }
+        text.push(')');
+    }
+    if fd.deleted {
+        text.push_str(" (deleted");
+        if let Some(content) = &fd.content_file {
+            text.push_str(&format!(", contents in {}", clean(content)));
+        }
+        text.push(')');
+    }
+    if !fd.shared_with.is_empty() {
+        let others: Vec<String> = fd
+            .shared_with
+            .iter()
+            .map(|other| {
+                if other.pid == pid {
+                    format!("fd {}", other.fd)
+                } else {
+                    format!("fd {} of {}", other.fd, other.pid)
+                }
+            })
+            .collect();
+        text.push_str(&format!(" [shared with {}]", others.join(", ")));
+    }
+    if fd.deleted {
+        Cell::painted(text, Paint::Warn)
+    } else {
+        Cell::new(text)
+    }
+}

@@ -1,0 +1,606 @@
+//! The summary view: what the image is, whether it is intact, which
+//! processes it holds, and where its memory and bytes are.
+
+use serde::Serialize;
+use stasis_image::{OpenFile, RecordKind, PAGE_SIZE};
+
+use super::{describe_problem, key_values, process_heading, selected, ProblemJson};
+use crate::load::{LoadedImage, ProcessRecords, RestoreCheck};
+use crate::memory::MemoryCounts;
+use crate::pages::PageReader;
+use crate::strings::read_area;
+use crate::text::{
+    clean, command_line, count, human_bytes, percent, rfc3339_utc, share, Align, Cell, Paint,
+    Style, Table,
+};
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub format_version: u32,
+    pub stasis_version: String,
+    pub created_unix: u64,
+    pub created_utc: String,
+    pub host: HostSummary,
+    pub root_pid: i32,
+    pub integrity: Integrity,
+    pub processes: Vec<ProcessSummary>,
+    pub memory: MemoryTotals,
+    pub fds: FdCounts,
+    pub image_size: ImageSize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostSummary {
+    pub kernel_release: String,
+    pub machine: String,
+    pub hostname: String,
+    pub page_size: u64,
+    pub xsave_size: u32,
+    pub cpu_features: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Integrity {
+    /// Files listed in the manifest.
+    pub files_listed: usize,
+    /// Listed files that passed every check, hash included.
+    pub files_verified: usize,
+    /// True when every file passed and the restore checks passed.
+    pub intact: bool,
+    /// Every problem, in the order of [`LoadedImage::all_problems`].
+    pub failures: Vec<ProblemJson>,
+    /// `passed`, `failed` or `skipped` (not run because files failed).
+    pub restore_check: &'static str,
+    /// Files in the directory that the manifest does not list.
+    pub unlisted_files: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProcessSummary {
+    pub pid: i32,
+    /// True when every record of the process passed every check.
+    pub verified: bool,
+    /// Identity fields; absent when the process record is unreadable.
+    #[serde(flatten)]
+    pub identity: Option<Identity>,
+    pub memory: Option<MemoryCounts>,
+    pub fds: Option<FdCounts>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Identity {
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    pub comm: String,
+    pub exe: String,
+    pub cwd: String,
+    /// Arguments read from the saved argument area; null when no pages are
+    /// readable for the process.
+    pub cmdline: Option<Vec<String>>,
+    /// False when part of the argument area is not in the image.
+    pub cmdline_complete: bool,
+    /// Real, effective, saved and filesystem UIDs.
+    pub uids: [u32; 4],
+    pub gids: [u32; 4],
+    pub groups: Vec<u32>,
+    pub threads: Vec<ThreadSummary>,
+    /// Exit status of a zombie (exited, not yet waited for); null for a
+    /// live process.
+    pub zombie_exit_status: Option<i32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThreadSummary {
+    pub tid: i32,
+    pub comm: String,
+}
+
+/// Memory counts of every selected process together, with the image-wide
+/// counters of pages the dump skipped.
+#[derive(Debug, Serialize)]
+pub struct MemoryTotals {
+    #[serde(flatten)]
+    pub counts: MemoryCounts,
+    /// Anonymous pages never written (absent or the shared zero page),
+    /// from the dump's counters.
+    pub pages_skipped_untouched: u64,
+    /// Pages of private file mappings equal to the file, from the dump's
+    /// counters.
+    pub pages_skipped_equal_to_file: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FdCounts {
+    pub total: u64,
+    pub regular: u64,
+    pub directory: u64,
+    pub char_device: u64,
+    pub terminal: u64,
+    pub pipe: u64,
+    /// Regular files that were deleted while open.
+    pub deleted: u64,
+}
+
+impl FdCounts {
+    fn add(&mut self, other: &FdCounts) {
+        self.total += other.total;
+        self.regular += other.regular;
+        self.directory += other.directory;
+        self.char_device += other.char_device;
+        self.terminal += other.terminal;
+        self.pipe += other.pipe;
+        self.deleted += other.deleted;
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImageSize {
+    pub total_bytes: u64,
+    /// The manifest first, then every listed file in manifest order.
+    pub files: Vec<ImageFile>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImageFile {
+    pub name: String,
+    /// Record kind as in the manifest JSON: `Manifest`, `Pages` …
+    pub kind: RecordKind,
+    /// Size on disk; 0 for a missing file.
+    pub bytes: u64,
+    pub present: bool,
+    /// Fraction of the image's total bytes, rounded to 4 decimals.
+    pub share: f64,
+}
+
+pub fn build(image: &LoadedImage, pid: Option<i32>) -> Summary {
+    let manifest = &image.manifest;
+    let processes: Vec<ProcessSummary> = selected(image, pid)
+        .into_iter()
+        .map(|records| process_summary(image, records))
+        .collect();
+
+    let mut memory = MemoryCounts::default();
+    let mut fds = FdCounts::default();
+    for process in &processes {
+        memory.add(process.memory.as_ref().unwrap_or(&MemoryCounts::default()));
+        fds.add(process.fds.as_ref().unwrap_or(&FdCounts::default()));
+    }
+
+    Summary {
+        format_version: manifest.format_version,
+        stasis_version: manifest.stasis_version.clone(),
+        created_unix: manifest.created_unix,
+        created_utc: rfc3339_utc(manifest.created_unix),
+        host: HostSummary {
+            kernel_release: manifest.host.kernel_release.clone(),
+            machine: manifest.host.machine.clone(),
+            hostname: manifest.host.hostname.clone(),
+            page_size: manifest.host.page_size,
+            xsave_size: manifest.host.xsave_size,
+            cpu_features: manifest.host.cpu_features.clone(),
+        },
+        root_pid: manifest.root_pid,
+        integrity: integrity(image),
+        processes,
+        memory: MemoryTotals {
+            counts: memory,
+            pages_skipped_untouched: manifest.stats.pages_skipped_zero,
+            pages_skipped_equal_to_file: manifest.stats.pages_skipped_file,
+        },
+        fds,
+        image_size: image_size(image),
+    }
+}
+
+fn integrity(image: &LoadedImage) -> Integrity {
+    let files_verified = image
+        .files
+        .iter()
+        .filter(|file| file.problem.is_none())
+        .count();
+    Integrity {
+        files_listed: image.files.len(),
+        files_verified,
+        intact: !image.is_damaged(),
+        failures: image.all_problems().into_iter().map(Into::into).collect(),
+        restore_check: match image.restore_check {
+            RestoreCheck::Passed => "passed",
+            RestoreCheck::Failed(_) => "failed",
+            RestoreCheck::Skipped => "skipped",
+        },
+        unlisted_files: image.unlisted.clone(),
+    }
+}
+
+fn process_summary(image: &LoadedImage, records: &ProcessRecords) -> ProcessSummary {
+    let verified = records.process.as_ref().is_some_and(|c| c.verified)
+        && records.memory.as_ref().is_some_and(|c| c.verified)
+        && records.fds.as_ref().is_some_and(|c| c.verified);
+    ProcessSummary {
+        pid: records.pid,
+        verified,
+        identity: identity(image, records),
+        memory: records
+            .memory
+            .as_ref()
+            .map(|memory| MemoryCounts::of(&memory.record)),
+        fds: records.fds.as_ref().map(|fds| fd_counts(&fds.record.fds)),
+    }
+}
+
+fn identity(image: &LoadedImage, records: &ProcessRecords) -> Option<Identity> {
+    let process = &records.process.as_ref()?.record;
+    let area = PageReader::open(image, records.pid)
+        .map(|reader| read_area(&reader, process.mm.arg_start, process.mm.arg_end));
+    Some(Identity {
+        ppid: process.ppid,
+        pgid: process.pgid,
+        sid: process.sid,
+        comm: process.comm.clone(),
+        exe: process.exe.path.clone(),
+        cwd: process.cwd.clone(),
+        cmdline_complete: area.as_ref().is_some_and(|area| area.is_complete()),
+        cmdline: area.map(|area| area.plain()),
+        uids: process.credentials.uids,
+        gids: process.credentials.gids,
+        groups: process.credentials.groups.clone(),
+        threads: process
+            .threads
+            .iter()
+            .map(|thread| ThreadSummary {
+                tid: thread.tid,
+                comm: thread.comm.clone(),
+            })
+            .collect(),
+        zombie_exit_status: process.zombie_exit_status,
+    })
+}
+
+/// Counts descriptors by kind.
+pub fn fd_counts(fds: &[stasis_image::Fd]) -> FdCounts {
+    let mut counts = FdCounts::default();
+    for fd in fds {
+        counts.total += 1;
+        match &fd.file {
+            OpenFile::Regular { deleted, .. } => {
+                counts.regular += 1;
+                counts.deleted += u64::from(*deleted);
+            }
+            OpenFile::Directory { .. } => counts.directory += 1,
+            OpenFile::CharDevice { .. } => counts.char_device += 1,
+            OpenFile::Terminal { .. } => counts.terminal += 1,
+            OpenFile::Pipe { .. } => counts.pipe += 1,
+        }
+    }
+    counts
+}
+
+fn image_size(image: &LoadedImage) -> ImageSize {
+    let mut files = vec![(
+        stasis_image::MANIFEST_NAME.to_string(),
+        RecordKind::Manifest,
+        Some(image.manifest_size),
+    )];
+    files.extend(
+        image
+            .files
+            .iter()
+            .map(|file| (file.name.clone(), file.kind, file.actual_size)),
+    );
+    let total: u64 = files.iter().map(|(_, _, size)| size.unwrap_or(0)).sum();
+    ImageSize {
+        total_bytes: total,
+        files: files
+            .into_iter()
+            .map(|(name, kind, size)| ImageFile {
+                name,
+                kind,
+                bytes: size.unwrap_or(0),
+                present: size.is_some(),
+                share: share(size.unwrap_or(0), total),
+            })
+            .collect(),
+    }
+}
+
+pub fn render(summary: &Summary, image: &LoadedImage, style: &Style) -> String {
+    let mut out = render_header(summary, image, style);
+    for process in &summary.processes {
+        out.push('\n');
+        out.push_str(&render_process(process, image, style));
+    }
+    out.push('\n');
+    out.push_str(&render_memory(&summary.memory, style));
+    out.push_str(&unreadable_note(
+        summary,
+        |p| p.memory.is_none(),
+        "memory map",
+    ));
+    out.push('\n');
+    out.push_str(&render_fds(&summary.fds, style));
+    out.push_str(&unreadable_note(summary, |p| p.fds.is_none(), "fd table"));
+    out.push('\n');
+    out.push_str(&render_image_size(&summary.image_size, style));
+    out
+}
+
+/// Returns a note that the totals above leave out the processes whose
+/// `what` is unreadable, or nothing when every one was read. Zombies have
+/// no memory map or fd table and are not counted as unreadable.
+fn unreadable_note(
+    summary: &Summary,
+    missing: impl Fn(&ProcessSummary) -> bool,
+    what: &str,
+) -> String {
+    let pids: Vec<String> = summary
+        .processes
+        .iter()
+        .filter(|process| missing(process))
+        .filter(|process| {
+            process
+                .identity
+                .as_ref()
+                .map_or(true, |identity| identity.zombie_exit_status.is_none())
+        })
+        .map(|process| process.pid.to_string())
+        .collect();
+    if pids.is_empty() {
+        return String::new();
+    }
+    format!(
+        "  (incomplete: the {what} of process {} is unreadable)\n",
+        pids.join(", ")
+    )
+}
+
+fn render_header(summary: &Summary, image: &LoadedImage, style: &Style) -> String {
+    let host = &summary.host;
+    let lines = [
+        ("Image", clean(&image.dir.display().to_string())),
+        (
+            "Format",
+            format!(
+                "version {}, written by stasis {}",
+                summary.format_version,
+                clean(&summary.stasis_version)
+            ),
+        ),
+        (
+            "Dumped",
+            format!(
+                "{} on {} (Linux {} {}, {}-byte pages)",
+                summary.created_utc,
+                clean(&host.hostname),
+                clean(&host.kernel_release),
+                clean(&host.machine),
+                host.page_size
+            ),
+        ),
+        (
+            "Integrity",
+            render_integrity_line(&summary.integrity, style),
+        ),
+    ];
+    let mut out = key_values(&lines, 0, style);
+    for failure in &summary.integrity.failures {
+        let problem = crate::load::Problem {
+            file: failure.file.clone(),
+            message: failure.message.clone(),
+        };
+        out.push_str(&format!(
+            "  {} {}\n",
+            style.paint(Paint::Bad, "FAILED"),
+            describe_problem(&problem)
+        ));
+    }
+    if !summary.integrity.unlisted_files.is_empty() {
+        let names: Vec<String> = summary
+            .integrity
+            .unlisted_files
+            .iter()
+            .map(|n| clean(n))
+            .collect();
+        out.push_str(&format!(
+            "  not in the manifest (ignored): {}\n",
+            names.join(", ")
+        ));
+    }
+    out
+}
+
+fn render_integrity_line(integrity: &Integrity, style: &Style) -> String {
+    if integrity.intact {
+        return style.paint(
+            Paint::Good,
+            &format!(
+                "all {} files verified; the image passes the checks restore runs",
+                integrity.files_listed
+            ),
+        );
+    }
+    style.paint(
+        Paint::Bad,
+        &format!(
+            "DAMAGED: {} of {} files verified, {} problem(s); records from failed files are \
+             shown marked UNVERIFIED",
+            integrity.files_verified,
+            integrity.files_listed,
+            integrity.failures.len()
+        ),
+    )
+}
+
+fn render_process(process: &ProcessSummary, image: &LoadedImage, style: &Style) -> String {
+    let Some(records) = image.process(process.pid) else {
+        return String::new();
+    };
+    let mut out = process_heading(records, process.verified, style);
+    let Some(identity) = &process.identity else {
+        out.push_str("  the process record is unreadable\n");
+        return out;
+    };
+    let mut lines = vec![("command", render_cmdline(identity))];
+    if let Some(status) = identity.zombie_exit_status {
+        lines.push((
+            "state",
+            format!("zombie: exited with status {status}, not yet waited for"),
+        ));
+    }
+    lines.extend([
+        (
+            "ids",
+            format!(
+                "parent {}  session {}  group {}",
+                identity.ppid, identity.sid, identity.pgid
+            ),
+        ),
+        ("uids", join_ids(&identity.uids)),
+        ("gids", join_ids(&identity.gids)),
+        ("groups", join_ids(&identity.groups)),
+        ("exe", clean(&identity.exe)),
+        ("cwd", clean(&identity.cwd)),
+        ("threads", render_threads(&identity.threads)),
+    ]);
+    if let Some(memory) = &process.memory {
+        lines.push((
+            "memory",
+            format!(
+                "{} mappings, {} mapped, {} stored",
+                memory.mappings,
+                human_bytes(memory.bytes_mapped),
+                human_bytes(memory.bytes_stored)
+            ),
+        ));
+    }
+    if let Some(fds) = &process.fds {
+        lines.push(("fds", render_fd_counts(fds)));
+    }
+    out.push_str(&key_values(&lines, 2, style));
+    out
+}
+
+fn render_cmdline(identity: &Identity) -> String {
+    match &identity.cmdline {
+        None => "(no saved pages to read it from)".to_string(),
+        Some(arguments) if identity.cmdline_complete => command_line(arguments),
+        Some(arguments) => format!(
+            "{}  (incomplete: part of the argument area is not in the image; see --cmdline)",
+            command_line(arguments)
+        ),
+    }
+}
+
+fn join_ids(ids: &[u32]) -> String {
+    if ids.is_empty() {
+        return "-".to_string();
+    }
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
+}
+
+fn render_threads(threads: &[ThreadSummary]) -> String {
+    let list: Vec<String> = threads
+        .iter()
+        .map(|thread| format!("{} ({})", thread.tid, clean(&thread.comm)))
+        .collect();
+    format!("{}: {}", threads.len(), list.join(", "))
+}
+
+fn render_fd_counts(fds: &FdCounts) -> String {
+    let kinds = [
+        ("regular", fds.regular),
+        ("directory", fds.directory),
+        ("char_device", fds.char_device),
+        ("terminal", fds.terminal),
+        ("pipe", fds.pipe),
+    ];
+    let parts: Vec<String> = kinds
+        .iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(name, count)| format!("{count} {name}"))
+        .collect();
+    let mut text = format!("{} total", fds.total);
+    if !parts.is_empty() {
+        text.push_str(&format!(": {}", parts.join(", ")));
+    }
+    if fds.deleted > 0 {
+        text.push_str(&format!(" ({} deleted while open)", fds.deleted));
+    }
+    text
+}
+
+fn render_memory(memory: &MemoryTotals, style: &Style) -> String {
+    let counts = &memory.counts;
+    let pages = |number: u64| {
+        format!(
+            "{} ({})",
+            count(number, "page"),
+            human_bytes(number.saturating_mul(PAGE_SIZE))
+        )
+    };
+    let lines = [
+        ("mappings", counts.mappings.to_string()),
+        ("mapped", human_bytes(counts.bytes_mapped)),
+        (
+            "stored",
+            format!(
+                "{} in {}",
+                human_bytes(counts.bytes_stored),
+                count(counts.page_runs, "page run")
+            ),
+        ),
+        ("anonymous stored", pages(counts.pages_anonymous_stored)),
+        ("written file pages stored", pages(counts.pages_file_stored)),
+        (
+            "skipped, never written",
+            pages(memory.pages_skipped_untouched),
+        ),
+        (
+            "skipped, equal to file",
+            pages(memory.pages_skipped_equal_to_file),
+        ),
+    ];
+    let mut out = style.heading("Memory");
+    out.push('\n');
+    out.push_str(&key_values(&lines, 2, style));
+    out
+}
+
+fn render_fds(fds: &FdCounts, style: &Style) -> String {
+    format!(
+        "{}\n  {}\n",
+        style.heading("File descriptors"),
+        render_fd_counts(fds)
+    )
+}
+
+fn render_image_size(size: &ImageSize, style: &Style) -> String {
+    let mut out = style.heading(&format!(
+        "Image size: {} in {} files",
+        human_bytes(size.total_bytes),
+        size.files.len()
+    ));
+    out.push('\n');
+    let mut table = Table::new(&[
+        ("FILE", Align::Left),
+        ("KIND", Align::Left),
+        ("SIZE", Align::Right),
+        ("SHARE", Align::Right),
+    ])
+    .indent(2);
+    for file in &size.files {
+        let bytes = if file.present {
+            Cell::new(human_bytes(file.bytes))
+        } else {
+            Cell::painted("missing", Paint::Bad)
+        };
+        table.row(vec![
+            Cell::new(clean(&file.name)),
+            Cell::new(file.kind.name()),
+            bytes,
+            Cell::new(percent(file.bytes, size.total_bytes)),
+        ]);
+    }
+    out.push_str(&table.render(style));
+    out
+}

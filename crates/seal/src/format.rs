@@ -1,0 +1,505 @@
+//! The seal file: its text layout, encoding and strict parsing.
+//!
+//! A seal is the file `seal` in the image directory. It is ASCII text of
+//! exactly seven lines, each `NAME VALUE` and each ending in a newline, in
+//! this order:
+//!
+//! ```text
+//! stasis-seal 1
+//! image_format_version 1
+//! stasis_version 0.1.0
+//! sealed_at_unix 1718000000
+//! key_id 0123456789abcdef
+//! manifest_blake3 <64 lowercase hex digits>
+//! signature <128 lowercase hex digits>
+//! ```
+//!
+//! The signature is Ed25519 over the exact bytes of the first six lines,
+//! newlines included. Those lines start with the magic `stasis-seal`, so a
+//! signature made for something else never verifies as a seal. A reader
+//! accepts only the form that [`encode_signed_part`] produces: no other
+//! spacing, order, case or leading zeros.
+
+use std::path::Path;
+
+use ed25519_dalek::Signature;
+use serde::Serialize;
+
+use crate::error::SealError;
+use crate::key::PrivateKey;
+
+/// File name of the seal inside an image directory.
+pub const SEAL_FILE_NAME: &str = "seal";
+/// File name the seal is written to before it is renamed into place.
+pub const SEAL_TEMP_NAME: &str = "seal.tmp";
+/// The word at the start of a seal file.
+pub const SEAL_MAGIC: &str = "stasis-seal";
+/// The seal version that this crate writes and the newest it reads.
+pub const SEAL_VERSION: u32 = 1;
+/// Maximum size of a seal file that readers accept, in bytes. A valid seal
+/// has about 330 bytes.
+pub const MAX_SEAL_SIZE: u64 = 4096;
+/// Maximum length of the `stasis_version` value, in bytes.
+pub const MAX_STASIS_VERSION_LEN: usize = 64;
+
+/// Names of the lines after the first, in file order.
+const FIELD_NAMES: [&str; 6] = [
+    "image_format_version",
+    "stasis_version",
+    "sealed_at_unix",
+    "key_id",
+    "manifest_blake3",
+    "signature",
+];
+
+/// The signed fields of a seal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SealInfo {
+    pub seal_version: u32,
+    /// Format version of the sealed image, as in its manifest.
+    pub image_format_version: u32,
+    /// Version of the stasis that made the seal.
+    pub stasis_version: String,
+    /// Seconds since the Unix epoch when the seal was made.
+    pub sealed_at_unix: u64,
+    /// ID of the signing key: the first 8 bytes of BLAKE3(public key) as 16
+    /// lowercase hex digits.
+    pub key_id: String,
+    /// BLAKE3 hash of the manifest file, as 64 lowercase hex digits.
+    pub manifest_blake3: String,
+}
+
+/// A parsed seal: its fields, its signature and the exact bytes that the
+/// signature covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seal {
+    pub info: SealInfo,
+    pub signature: Signature,
+    signed: Vec<u8>,
+}
+
+impl Seal {
+    /// Returns the bytes that the signature covers.
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.signed
+    }
+
+    /// Returns the whole seal file.
+    pub fn to_file_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.signed.clone();
+        bytes.extend_from_slice(
+            format!("signature {}\n", hex::encode(self.signature.to_bytes())).as_bytes(),
+        );
+        bytes
+    }
+
+    /// Signs `info` with `key`. The fields are not checked; a seal written
+    /// for an image comes from [`seal_image`](crate::seal_image).
+    pub fn sign(info: SealInfo, key: &PrivateKey) -> Seal {
+        let signature = key.sign(&encode_signed_part(&info));
+        Seal::new(info, signature)
+    }
+
+    /// Builds a seal from its fields and a signature over
+    /// [`encode_signed_part`] of them. Does not check the signature.
+    pub fn new(info: SealInfo, signature: Signature) -> Seal {
+        let signed = encode_signed_part(&info);
+        Seal {
+            info,
+            signature,
+            signed,
+        }
+    }
+
+    /// Parses a seal file read from `path`.
+    ///
+    /// Checks the layout described in the module documentation. A seal
+    /// version newer than [`SEAL_VERSION`] is rejected with
+    /// [`SealError::NewerSealVersion`] before the other lines are read,
+    /// because a newer version may have other lines. Versions and
+    /// signatures are checked by the caller.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Seal, SealError> {
+        let invalid = |message: String| SealError::invalid_seal(path, message);
+        if !bytes
+            .iter()
+            .all(|&byte| byte == b'\n' || (b' '..=b'~').contains(&byte))
+        {
+            return Err(invalid(
+                "it contains bytes other than printable ASCII and newlines".into(),
+            ));
+        }
+        // The check above lets only ASCII bytes through, so this succeeds.
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| invalid("it is not ASCII text".into()))?;
+        let Some(body) = text.strip_suffix('\n') else {
+            return Err(invalid("the last line does not end with a newline".into()));
+        };
+        let lines: Vec<&str> = body.split('\n').collect();
+
+        let version = match lines[0].split_once(' ') {
+            Some((SEAL_MAGIC, value)) => parse_decimal(value)
+                .ok_or_else(|| invalid(format!("invalid seal version {value:?} on line 1")))?,
+            _ => {
+                return Err(invalid(format!(
+                    "line 1 must be \"{SEAL_MAGIC} VERSION\", found {:?}",
+                    truncate(lines[0])
+                )))
+            }
+        };
+        if version == 0 {
+            return Err(invalid("seal version 0 is invalid".into()));
+        }
+        if version > SEAL_VERSION {
+            return Err(SealError::NewerSealVersion {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SEAL_VERSION,
+            });
+        }
+
+        if lines.len() != FIELD_NAMES.len() + 1 {
+            return Err(invalid(format!(
+                "it has {} lines, expected {}",
+                lines.len(),
+                FIELD_NAMES.len() + 1
+            )));
+        }
+        let mut values = [""; FIELD_NAMES.len()];
+        for (index, name) in FIELD_NAMES.iter().enumerate() {
+            let line = lines[index + 1];
+            match line.split_once(' ') {
+                Some((found, value)) if found == *name => values[index] = value,
+                _ => {
+                    return Err(invalid(format!(
+                        "line {} must start with \"{name} \", found {:?}",
+                        index + 2,
+                        truncate(line)
+                    )))
+                }
+            }
+        }
+        let [format_version, stasis_version, sealed_at, key_id, manifest_hash, signature] = values;
+
+        let info = SealInfo {
+            seal_version: version,
+            image_format_version: parse_decimal(format_version).ok_or_else(|| {
+                invalid(format!("invalid image_format_version {format_version:?}"))
+            })?,
+            stasis_version: stasis_version.to_string(),
+            sealed_at_unix: parse_decimal(sealed_at)
+                .ok_or_else(|| invalid(format!("invalid sealed_at_unix {sealed_at:?}")))?,
+            key_id: key_id.to_string(),
+            manifest_blake3: manifest_hash.to_string(),
+        };
+        if let Some(problem) = info.problem() {
+            return Err(invalid(problem));
+        }
+
+        let mut signature_bytes = [0u8; 64];
+        if !is_lower_hex(signature, 128)
+            || hex::decode_to_slice(signature, &mut signature_bytes).is_err()
+        {
+            return Err(invalid(
+                "the signature is not 128 lowercase hex digits".into(),
+            ));
+        }
+
+        let signed_len = bytes.len() - "signature \n".len() - signature.len();
+        let signed = bytes[..signed_len].to_vec();
+        if signed != encode_signed_part(&info) {
+            return Err(invalid(
+                "it is not in canonical form (leading zeros or other spacing)".into(),
+            ));
+        }
+        Ok(Seal {
+            info,
+            signature: Signature::from_bytes(&signature_bytes),
+            signed,
+        })
+    }
+}
+
+impl SealInfo {
+    /// Returns why the fields cannot be written to a seal file, or `None`
+    /// when they can.
+    pub fn problem(&self) -> Option<String> {
+        if self.stasis_version.is_empty()
+            || self.stasis_version.len() > MAX_STASIS_VERSION_LEN
+            || !self
+                .stasis_version
+                .bytes()
+                .all(|byte| byte.is_ascii_graphic())
+        {
+            return Some(format!(
+                "stasis_version {:?} must be 1 to {MAX_STASIS_VERSION_LEN} printable ASCII \
+                 characters without spaces",
+                truncate(&self.stasis_version)
+            ));
+        }
+        if !is_lower_hex(&self.key_id, 16) {
+            return Some(format!(
+                "key_id {:?} is not 16 lowercase hex digits",
+                truncate(&self.key_id)
+            ));
+        }
+        if !is_lower_hex(&self.manifest_blake3, 64) {
+            return Some(format!(
+                "manifest_blake3 {:?} is not 64 lowercase hex digits",
+                truncate(&self.manifest_blake3)
+            ));
+        }
+        None
+    }
+}
+
+/// Encodes the signed part of a seal file: the first six lines.
+pub fn encode_signed_part(info: &SealInfo) -> Vec<u8> {
+    format!(
+        "{SEAL_MAGIC} {}\n\
+         image_format_version {}\n\
+         stasis_version {}\n\
+         sealed_at_unix {}\n\
+         key_id {}\n\
+         manifest_blake3 {}\n",
+        info.seal_version,
+        info.image_format_version,
+        info.stasis_version,
+        info.sealed_at_unix,
+        info.key_id,
+        info.manifest_blake3
+    )
+    .into_bytes()
+}
+
+/// Parses a decimal number of ASCII digits only, without sign or spaces.
+fn parse_decimal<T: std::str::FromStr>(text: &str) -> Option<T> {
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn is_lower_hex(text: &str, len: usize) -> bool {
+    text.len() == len
+        && text
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Shortens a value quoted in a message to at most 80 characters. The
+/// input is ASCII, so any index is a character boundary.
+fn truncate(text: &str) -> &str {
+    &text[..text.len().min(80)]
+}
+
+/// Formats seconds since the Unix epoch as a UTC date and time,
+/// "YYYY-MM-DD HH:MM:SS UTC", with the proleptic Gregorian calendar.
+pub fn format_utc(unix_seconds: u64) -> String {
+    let days = unix_seconds / 86_400;
+    let second_of_day = unix_seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+/// Converts a count of days since 1970-01-01 to a (year, month, day) date.
+/// Works in 400-year eras of 146,097 days, which repeat exactly in the
+/// Gregorian calendar, with years starting on March 1 so that the leap day
+/// is the last day of a year.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Day 0 of this count is 0000-03-01; 1970-01-01 is day 719,468.
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months counted from March: 0 is March, 11 is February.
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_info() -> SealInfo {
+        SealInfo {
+            seal_version: 1,
+            image_format_version: 1,
+            stasis_version: "0.1.0".to_string(),
+            sealed_at_unix: 1_718_000_000,
+            key_id: "0123456789abcdef".to_string(),
+            manifest_blake3: "ab".repeat(32),
+        }
+    }
+
+    fn sample_seal() -> Seal {
+        Seal::new(sample_info(), Signature::from_bytes(&[7u8; 64]))
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Seal, SealError> {
+        Seal::parse(bytes, Path::new("img/seal"))
+    }
+
+    /// Replaces line `index` (0-based) of the sample seal file.
+    fn with_line(index: usize, line: &str) -> Vec<u8> {
+        let text = String::from_utf8(sample_seal().to_file_bytes()).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[index] = line;
+        format!("{}\n", lines.join("\n")).into_bytes()
+    }
+
+    #[test]
+    fn seal_file_round_trips() {
+        let seal = sample_seal();
+        let bytes = seal.to_file_bytes();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "stasis-seal 1\nimage_format_version 1\nstasis_version 0.1.0\n\
+                 sealed_at_unix 1718000000\nkey_id 0123456789abcdef\nmanifest_blake3 {}\n\
+                 signature {}\n",
+                "ab".repeat(32),
+                "07".repeat(64)
+            )
+        );
+        let parsed = parse(&bytes).expect("parse");
+        assert_eq!(parsed, seal);
+        assert_eq!(parsed.signed_bytes(), &bytes[..bytes.len() - 139]);
+    }
+
+    #[test]
+    fn newer_seal_version_is_rejected_first() {
+        let error = parse(b"stasis-seal 2\nsomething else entirely\n").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                SealError::NewerSealVersion {
+                    found: 2,
+                    supported: 1,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("use a newer stasis"), "{error}");
+    }
+
+    #[test]
+    fn malformed_seals_are_rejected() {
+        let valid = sample_seal().to_file_bytes();
+        let mut missing_newline = valid.clone();
+        missing_newline.pop();
+        let mut crlf = String::from_utf8(valid.clone())
+            .unwrap()
+            .replace('\n', "\r\n");
+        crlf.push('x');
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("empty", Vec::new(), "does not end with a newline"),
+            (
+                "no final newline",
+                missing_newline,
+                "does not end with a newline",
+            ),
+            ("carriage returns", crlf.into_bytes(), "printable ASCII"),
+            (
+                "binary",
+                b"stasis-seal 1\n\x00\n".to_vec(),
+                "printable ASCII",
+            ),
+            (
+                "wrong magic",
+                with_line(0, "stasis-seel 1"),
+                "line 1 must be",
+            ),
+            ("version zero", with_line(0, "stasis-seal 0"), "version 0"),
+            (
+                "signed version",
+                with_line(0, "stasis-seal +1"),
+                "invalid seal version",
+            ),
+            (
+                "reordered",
+                with_line(1, "stasis_version 0.1.0"),
+                "line 2 must start with \"image_format_version \"",
+            ),
+            (
+                "double space",
+                with_line(3, "sealed_at_unix  1718000000"),
+                "invalid sealed_at_unix",
+            ),
+            (
+                "leading zero",
+                with_line(3, "sealed_at_unix 01718000000"),
+                "canonical form",
+            ),
+            (
+                "uppercase key id",
+                with_line(4, "key_id 0123456789ABCDEF"),
+                "key_id",
+            ),
+            (
+                "short hash",
+                with_line(5, "manifest_blake3 abcd"),
+                "manifest_blake3",
+            ),
+            (
+                "short signature",
+                with_line(6, &format!("signature {}", "07".repeat(63))),
+                "signature is not 128",
+            ),
+            (
+                "version with space",
+                with_line(2, "stasis_version 0.1 0"),
+                "stasis_version",
+            ),
+            (
+                "format overflow",
+                with_line(1, "image_format_version 99999999999"),
+                "invalid image_format_version",
+            ),
+        ];
+        for (label, bytes, expected) in cases {
+            let error = parse(&bytes).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.contains(expected),
+                "{label}: {message:?} does not contain {expected:?}"
+            );
+            assert!(message.contains("img/seal"), "{label}: {message}");
+        }
+    }
+
+    #[test]
+    fn extra_line_is_rejected() {
+        let mut bytes = sample_seal().to_file_bytes();
+        bytes.extend_from_slice(b"comment here\n");
+        let error = parse(&bytes).unwrap_err();
+        assert!(
+            error.to_string().contains("it has 8 lines, expected 7"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn utc_formatting_matches_known_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_utc(1_718_000_000), "2024-06-10 06:13:20 UTC");
+        assert_eq!(format_utc(4_107_542_399), "2100-02-28 23:59:59 UTC");
+        assert_eq!(format_utc(4_107_542_400), "2100-03-01 00:00:00 UTC");
+    }
+}

@@ -1,0 +1,44 @@
+//! Sealing of stasis checkpoint images with Ed25519 signatures.
+//!
+//! A checkpoint image contains a process's whole memory, and `stasis
+//! restore` runs it as root, so whoever can change an image can run code as
+//! root. A seal proves that an image is the one a holder of a trusted key
+//! sealed.
+//!
+//! The manifest of an image already lists every other file with its size
+//! and BLAKE3 hash. A seal ([`format`]) signs the BLAKE3 hash of the exact
+//! manifest bytes together with the signer's key ID, the sealing time, the
+//! stasis version and the image format version. It is stored in the file
+//! `seal` in the image directory; the manifest is not rewritten.
+//!
+//! - [`key`]: key generation and key files.
+//! - [`sign`]: [`seal_image`] writes a seal.
+//! - [`verify`]: [`verify_seal`] checks a seal before a restore reads any
+//!   record.
+//! - [`report`]: [`verify_image`] checks a seal and every file, and lists
+//!   each problem.
+//! - [`policy`]: the system-wide policy that can require seals.
+//!
+//! This crate does only file I/O, plus reading random bytes from the
+//! operating system to generate keys. docs/SECURITY.md in the repository
+//! describes what sealing protects against.
+
+mod error;
+mod files;
+pub mod format;
+pub mod key;
+pub mod policy;
+pub mod report;
+pub mod sign;
+pub mod verify;
+
+pub use error::SealError;
+pub use format::{Seal, SealInfo, SEAL_FILE_NAME};
+pub use key::{generate_key_pair, GeneratedKey, PrivateKey, PublicKey};
+pub use policy::{load_policy, Policy};
+pub use report::{verify_image, VerifyReport};
+pub use sign::{seal_image, SealOptions, SealOutcome};
+pub use verify::{read_seal, verify_file_data, verify_seal, VerifiedSeal};
+
+#[cfg(test)]
+mod test_support;

@@ -1,0 +1,387 @@
+//! Checking a seal: trusted signer, valid signature, and the hash of the
+//! manifest it signs.
+
+use std::path::Path;
+
+use stasis_image::format::parse_header;
+use stasis_image::{Image, RecordKind, FORMAT_VERSION, MANIFEST_NAME};
+
+use crate::error::SealError;
+use crate::files::{read_limited, Symlinks};
+use crate::format::{Seal, SealInfo, MAX_SEAL_SIZE, SEAL_FILE_NAME};
+use crate::key::PublicKey;
+use crate::sign::{check_reserved_names, read_manifest_bytes};
+
+/// A seal whose signature was checked against a trusted key and whose
+/// manifest hash matched the manifest file when it was read.
+#[derive(Clone, Debug)]
+pub struct VerifiedSeal {
+    pub info: SealInfo,
+    /// BLAKE3 hash of the manifest bytes that were checked. Open the image
+    /// with [`Image::open_expecting_manifest_hash`] and this hash, so that
+    /// the image is read through the same manifest.
+    pub manifest_hash: blake3::Hash,
+    /// The trusted key that made the signature.
+    pub signer: PublicKey,
+}
+
+/// Reads and parses the seal file of the image in `dir`.
+pub fn read_seal(dir: &Path) -> Result<Seal, SealError> {
+    let path = dir.join(SEAL_FILE_NAME);
+    let bytes = match read_limited(&path, MAX_SEAL_SIZE, Symlinks::Reject) {
+        Ok((bytes, _)) => bytes,
+        Err(SealError::NotFound { .. }) => {
+            return Err(SealError::NotSealed {
+                dir: dir.to_path_buf(),
+            })
+        }
+        Err(error) => return Err(error),
+    };
+    Seal::parse(&bytes, &path)
+}
+
+/// Checks the seal of the image in `dir` without reading any record: the
+/// seal is signed by one of `trusted`, the signature is valid, and the
+/// manifest file has the hash that the seal signs.
+///
+/// Checks, in order: the seal file exists and parses; its image format
+/// version is one this stasis reads; its key ID belongs to a trusted key;
+/// the signature verifies; the manifest hash matches; the manifest header
+/// has the format version that the seal names.
+pub fn verify_seal(dir: &Path, trusted: &[PublicKey]) -> Result<VerifiedSeal, SealError> {
+    let seal_path = dir.join(SEAL_FILE_NAME);
+    // The directory is checked first, so that a missing directory is not
+    // reported as a missing seal.
+    let manifest_bytes = read_manifest_bytes(dir)?;
+    let seal = read_seal(dir)?;
+    let signer = check_signature(&seal, &seal_path, trusted)?;
+
+    let manifest_path = dir.join(MANIFEST_NAME);
+    let manifest_hash = check_manifest_hash(&seal, &manifest_path, &manifest_bytes)?;
+    // The bytes match the signed hash, so the header that is read here is
+    // the one that the signer sealed.
+    let header = parse_header(&manifest_bytes, &manifest_path)?;
+    if header.version != seal.info.image_format_version {
+        return Err(SealError::FormatVersionMismatch {
+            path: seal_path,
+            sealed: seal.info.image_format_version,
+            manifest: header.version,
+        });
+    }
+
+    Ok(VerifiedSeal {
+        info: seal.info,
+        manifest_hash,
+        signer,
+    })
+}
+
+/// Hashes every file data file (the saved contents of deleted files) of the
+/// image in `dir` against the manifest that `verified` checked.
+///
+/// The restore engine hashes the pages file itself while it restores, and
+/// hashes each record before decoding it, but copies file data files
+/// without hashing them, so a restore that requires a seal calls this
+/// first.
+pub fn verify_file_data(dir: &Path, verified: &VerifiedSeal) -> Result<(), SealError> {
+    let image = Image::open_expecting_manifest_hash(dir, &verified.manifest_hash)?;
+    check_reserved_names(image.manifest(), &dir.join(MANIFEST_NAME))?;
+    for entry in &image.manifest().files {
+        if entry.kind == RecordKind::FileData {
+            image.verify_data_file(&entry.name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the seal's versions, that its key ID names a key in `trusted`, and
+/// its signature. Returns the key that made the signature.
+pub(crate) fn check_signature(
+    seal: &Seal,
+    seal_path: &Path,
+    trusted: &[PublicKey],
+) -> Result<PublicKey, SealError> {
+    let info = &seal.info;
+    if info.image_format_version == 0 {
+        return Err(SealError::invalid_seal(
+            seal_path,
+            "image format version 0 is invalid",
+        ));
+    }
+    if info.image_format_version > FORMAT_VERSION {
+        return Err(SealError::NewerImageFormat {
+            path: seal_path.to_path_buf(),
+            found: info.image_format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+
+    let mut candidates = trusted
+        .iter()
+        .filter(|key| key.key_id() == info.key_id)
+        .peekable();
+    if candidates.peek().is_none() {
+        let trusted_ids: Vec<String> = trusted.iter().map(PublicKey::key_id).collect();
+        return Err(SealError::UntrustedKey {
+            path: seal_path.to_path_buf(),
+            key_id: info.key_id.clone(),
+            trusted: if trusted_ids.is_empty() {
+                "none".to_string()
+            } else {
+                trusted_ids.join(", ")
+            },
+        });
+    }
+    // Two trusted keys share an ID only by a 64-bit hash collision, but
+    // each is tried rather than assuming the first is the signer.
+    candidates
+        .find(|key| key.verify(seal.signed_bytes(), &seal.signature))
+        .copied()
+        .ok_or_else(|| SealError::BadSignature {
+            path: seal_path.to_path_buf(),
+            key_id: info.key_id.clone(),
+        })
+}
+
+/// Checks that `manifest_bytes`, read from `manifest_path`, have the hash
+/// that the seal signs. Returns the hash.
+pub(crate) fn check_manifest_hash(
+    seal: &Seal,
+    manifest_path: &Path,
+    manifest_bytes: &[u8],
+) -> Result<blake3::Hash, SealError> {
+    let actual = blake3::hash(manifest_bytes);
+    if actual.to_hex().as_str() != seal.info.manifest_blake3 {
+        return Err(SealError::ManifestMismatch {
+            manifest: manifest_path.to_path_buf(),
+            sealed: seal.info.manifest_blake3.clone(),
+            actual: actual.to_hex().to_string(),
+        });
+    }
+    Ok(actual)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use stasis_image::ImageError;
+
+    use super::*;
+    use crate::format::SEAL_VERSION;
+    use crate::test_support::*;
+
+    #[test]
+    fn sealed_image_verifies() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let (_, other) = key_pair(&temp, "other");
+        let dir = sealed_image(&temp, "img", &key);
+
+        let verified = verify_seal(&dir, &[other, public]).expect("verify");
+        assert_eq!(verified.signer, public);
+        assert_eq!(verified.info.key_id, public.key_id());
+        let manifest = fs::read(dir.join(MANIFEST_NAME)).unwrap();
+        assert_eq!(verified.manifest_hash, blake3::hash(&manifest));
+        Image::open_expecting_manifest_hash(&dir, &verified.manifest_hash).expect("open");
+        verify_file_data(&dir, &verified).expect("file data");
+    }
+
+    #[test]
+    fn unsealed_image_is_rejected() {
+        let temp = TempDir::new();
+        let (_, public) = key_pair(&temp, "signer");
+        let dir = temp.path().join("img");
+        write_image(&dir);
+
+        let error = verify_seal(&dir, &[public]).unwrap_err();
+        assert!(matches!(error, SealError::NotSealed { .. }), "{error}");
+        assert!(error.to_string().contains("is not sealed"), "{error}");
+        assert!(error.to_string().contains("stasis seal"), "{error}");
+    }
+
+    #[test]
+    fn untrusted_key_is_rejected() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let (_, other) = key_pair(&temp, "other");
+        let dir = sealed_image(&temp, "img", &key);
+
+        let error = verify_seal(&dir, &[other]).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, SealError::UntrustedKey { .. }), "{message}");
+        assert!(message.contains(&public.key_id()), "{message}");
+        assert!(message.contains(&other.key_id()), "{message}");
+
+        let error = verify_seal(&dir, &[]).unwrap_err();
+        assert!(error.to_string().contains("trusted: none"), "{error}");
+    }
+
+    #[test]
+    fn edited_seal_field_breaks_signature() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let dir = sealed_image(&temp, "img", &key);
+        let path = dir.join(SEAL_FILE_NAME);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(
+            &path,
+            text.replace("sealed_at_unix 1718000000", "sealed_at_unix 1718000001"),
+        )
+        .unwrap();
+
+        let error = verify_seal(&dir, &[public]).unwrap_err();
+        assert!(matches!(error, SealError::BadSignature { .. }), "{error}");
+    }
+
+    #[test]
+    fn edited_manifest_is_rejected() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let dir = sealed_image(&temp, "img", &key);
+        edit_manifest(&dir, |manifest| {
+            manifest["created_unix"] = 1_800_000_000.into()
+        });
+
+        let error = verify_seal(&dir, &[public]).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, SealError::ManifestMismatch { .. }),
+            "{message}"
+        );
+        assert!(message.contains("changed after sealing"), "{message}");
+    }
+
+    #[test]
+    fn seal_of_other_image_is_rejected() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let first = sealed_image(&temp, "first", &key);
+        let second = temp.path().join("second");
+        write_image(&second);
+        edit_manifest(&second, |manifest| {
+            manifest["created_unix"] = 1_800_000_000.into()
+        });
+        seal_image_for_test(&second, &key);
+        fs::copy(second.join(SEAL_FILE_NAME), first.join(SEAL_FILE_NAME)).unwrap();
+
+        let error = verify_seal(&first, &[public]).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, SealError::ManifestMismatch { .. }),
+            "{message}"
+        );
+        assert!(message.contains("belongs to another image"), "{message}");
+    }
+
+    fn seal_image_for_test(dir: &Path, key: &crate::key::PrivateKey) {
+        crate::sign::seal_image(dir, key, &seal_options()).expect("seal");
+    }
+
+    /// Writes a seal with `info`, validly signed by `key`.
+    fn write_signed_seal(dir: &Path, key: &crate::key::PrivateKey, info: SealInfo) {
+        let seal = Seal::sign(info, key);
+        fs::write(dir.join(SEAL_FILE_NAME), seal.to_file_bytes()).unwrap();
+    }
+
+    #[test]
+    fn seal_for_newer_image_format_is_rejected() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let dir = sealed_image(&temp, "img", &key);
+        let mut info = read_seal(&dir).unwrap().info;
+        info.image_format_version = FORMAT_VERSION + 1;
+        write_signed_seal(&dir, &key, info);
+
+        let error = verify_seal(&dir, &[public]).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, SealError::NewerImageFormat { found, .. } if found == FORMAT_VERSION + 1),
+            "{message}"
+        );
+        assert!(message.contains("use a newer stasis"), "{message}");
+    }
+
+    #[test]
+    fn seal_with_wrong_format_version_is_rejected() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let dir = sealed_image(&temp, "img", &key);
+        let mut info = read_seal(&dir).unwrap().info;
+        info.image_format_version = 0;
+        write_signed_seal(&dir, &key, info);
+
+        let error = verify_seal(&dir, &[public]).unwrap_err();
+        assert!(
+            error.to_string().contains("version 0 is invalid"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn newer_seal_version_is_rejected() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let dir = sealed_image(&temp, "img", &key);
+        let path = dir.join(SEAL_FILE_NAME);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(
+            &path,
+            text.replacen(
+                &format!("stasis-seal {SEAL_VERSION}"),
+                &format!("stasis-seal {}", SEAL_VERSION + 1),
+                1,
+            ),
+        )
+        .unwrap();
+
+        let error = verify_seal(&dir, &[public]).unwrap_err();
+        assert!(
+            matches!(error, SealError::NewerSealVersion { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn seal_symlink_is_rejected() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let dir = sealed_image(&temp, "img", &key);
+        let outside = temp.path().join("outside-seal");
+        fs::rename(dir.join(SEAL_FILE_NAME), &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join(SEAL_FILE_NAME)).unwrap();
+
+        let error = verify_seal(&dir, &[public]).unwrap_err();
+        assert!(matches!(error, SealError::NotRegularFile { .. }), "{error}");
+    }
+
+    #[test]
+    fn changed_file_data_is_found_before_restore() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let dir = sealed_image(&temp, "img", &key);
+        flip_byte(&dir, FILE_DATA, 4096 + 2);
+
+        let verified = verify_seal(&dir, &[public]).expect("the seal itself is intact");
+        let error = verify_file_data(&dir, &verified).unwrap_err();
+        assert!(
+            matches!(error, SealError::Image(ImageError::HashMismatch { .. })),
+            "{error}"
+        );
+        assert!(error.to_string().contains(FILE_DATA), "{error}");
+    }
+
+    #[test]
+    fn open_with_other_manifest_hash_fails() {
+        let temp = TempDir::new();
+        let dir = temp.path().join("img");
+        write_image(&dir);
+        let error = Image::open_expecting_manifest_hash(&dir, &blake3::hash(b"other")).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("manifest"), "{message}");
+        assert!(
+            message.contains(blake3::hash(b"other").to_hex().as_str()),
+            "{message}"
+        );
+    }
+}

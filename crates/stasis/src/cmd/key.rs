@@ -1,0 +1,76 @@
+//! `stasis key`: manage the Ed25519 keys that seal images.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+use stasis_seal::generate_key_pair;
+
+use crate::output;
+
+/// Manage the keys that seal images.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: KeyCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum KeyCommand {
+    /// Generate an Ed25519 key pair: KEYFILE, the private key (mode 0600),
+    /// and KEYFILE.pub, the public key. Neither file may exist.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Path of the private key file to create; the public key goes to this
+    /// path plus ".pub".
+    #[arg(long, value_name = "KEYFILE")]
+    out: PathBuf,
+
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The JSON summary of `stasis key generate`.
+#[derive(Serialize)]
+struct GenerateSummary {
+    private_key: PathBuf,
+    public_key: PathBuf,
+    key_id: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        KeyCommand::Generate(args) => generate(args),
+    }
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let generated = generate_key_pair(&args.out)
+        .with_context(|| format!("generating a key pair at {} failed", args.out.display()))?;
+    let summary = GenerateSummary {
+        private_key: generated.private_path,
+        public_key: generated.public_path,
+        key_id: generated.public_key.key_id(),
+    };
+
+    if args.json {
+        output::print_json(&summary)?;
+    } else {
+        println!(
+            "wrote private key {} (mode 0600) and public key {}; key ID {}",
+            summary.private_key.display(),
+            summary.public_key.display(),
+            summary.key_id
+        );
+        println!(
+            "keep the private key secret; give the public key to the hosts that verify or \
+             restore sealed images"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

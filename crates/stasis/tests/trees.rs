@@ -1,0 +1,141 @@
+//! Dump and restore of process trees: a shell pipeline whose processes
+//! share pipes, and a parent with a zombie child and a child that shares
+//! a file offset with it.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Lines the pipeline's producer writes.
+const PIPELINE_LINES: u64 = 300;
+
+fn line_numbers(text: &str, name: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn pipeline_restore_keeps_every_line() {
+    let Some(env) = TestEnv::new("pipeline_restore_keeps_every_line") else {
+        return;
+    };
+    let output = env.path("output");
+    let script = format!(
+        "i=0; while [ $i -lt {PIPELINE_LINES} ]; do i=$((i+1)); echo \"line $i\"; sleep 0.01; done \
+         | grep --line-buffered line | cat > {}",
+        output.display()
+    );
+    let mut command = Command::new("bash");
+    command.arg("-c").arg(&script).stdin(Stdio::null());
+    let pid = env.spawn("pipeline", &mut command);
+    wait_until("the pipeline to write 30 lines", WAIT_TIMEOUT, || {
+        (line_numbers(&read_or_empty(&output), "line").len() >= 30).then_some(())
+    });
+
+    let image = env.path("image");
+    let dump = env.dump_and_reap(pid, &image);
+    let processes = dump.json_u64("processes");
+    assert!(
+        processes >= 4,
+        "expected bash, its subshell, grep and cat in the image, got {processes}:\n{dump}"
+    );
+    let at_dump = line_numbers(&read_or_empty(&output), "line").len() as u64;
+    assert!(
+        at_dump < PIPELINE_LINES,
+        "the pipeline finished before the dump"
+    );
+
+    let restored = env.restore_detached(&image, pid, &[]);
+    let exit = wait_exit(restored, WAIT_TIMEOUT);
+    assert_eq!(exit, Exit::Code(0), "restored pipeline failed");
+
+    let numbers = line_numbers(&read_or_empty(&output), "line");
+    let expected: Vec<u64> = (1..=PIPELINE_LINES).collect();
+    assert_eq!(
+        numbers.len(),
+        expected.len(),
+        "the pipeline output lost or repeated lines"
+    );
+    assert_eq!(numbers, expected, "the pipeline output is out of order");
+}
+
+#[test]
+fn family_restore_keeps_zombie_and_offset() {
+    let Some(env) = TestEnv::new("family_restore_keeps_zombie_and_offset") else {
+        return;
+    };
+    let dir = env.make_dir("family");
+    let mut command = Command::new("python3");
+    command
+        .arg(workload_script("family.py"))
+        .arg(&dir)
+        .stdin(Stdio::null());
+    let pid = env.spawn("family", &mut command);
+    let ready = wait_until("the family to start", WAIT_TIMEOUT, || {
+        let text = read_or_empty(&dir.join("ready"));
+        (!text.is_empty()).then_some(text)
+    });
+    let zombie: i32 = ready
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("zombie=")?.parse().ok())
+        .expect("ready names the zombie");
+    wait_until("the zombie to exit", WAIT_TIMEOUT, || {
+        (proc_state(nix::unistd::Pid::from_raw(zombie)) == Some('Z')).then_some(())
+    });
+    wait_until("both writers to write", WAIT_TIMEOUT, || {
+        let log = read_or_empty(&dir.join("log"));
+        (line_numbers(&log, "parent").len() >= 10 && line_numbers(&log, "child").len() >= 10)
+            .then_some(())
+    });
+
+    let image = env.path("image");
+    let dump = env.dump_and_reap(pid, &image);
+    assert_eq!(
+        dump.json_u64("processes"),
+        3,
+        "expected parent, zombie and writer:\n{dump}"
+    );
+
+    let restored = env.restore_detached(&image, pid, &[]);
+    assert_eq!(
+        proc_state(nix::unistd::Pid::from_raw(zombie)),
+        Some('Z'),
+        "the zombie child is not a zombie after restore"
+    );
+    let before = line_numbers(&read_or_empty(&dir.join("log")), "parent").len();
+    wait_until("the restored writers to go on", WAIT_TIMEOUT, || {
+        (line_numbers(&read_or_empty(&dir.join("log")), "parent").len() >= before + 10)
+            .then_some(())
+    });
+    std::fs::write(dir.join("stop"), b"").expect("create the stop file");
+    let exit = wait_exit(restored, WAIT_TIMEOUT);
+    assert_eq!(
+        exit,
+        Exit::Code(0),
+        "restored family failed:\n{}",
+        env.stderr_of("family")
+    );
+
+    let result = read_or_empty(&dir.join("result"));
+    assert!(
+        result.contains("zombie_status=7 "),
+        "the parent did not reap the zombie's status 7: {result:?}"
+    );
+    let log = read_or_empty(&dir.join("log"));
+    for line in log.lines() {
+        let well_formed =
+            line_numbers(line, "parent").len() == 1 || line_numbers(line, "child").len() == 1;
+        assert!(
+            well_formed,
+            "a log line was overwritten, so the offset was not shared: {line:?}"
+        );
+    }
+    for name in ["parent", "child"] {
+        let numbers = line_numbers(&log, name);
+        let expected: Vec<u64> = (1..=numbers.len() as u64).collect();
+        assert_eq!(numbers, expected, "{name} lines are missing or repeated");
+    }
+}
