@@ -1,15 +1,16 @@
 //! Sealing of stasis checkpoint images with Ed25519 signatures.
 //!
 //! A checkpoint image contains a process's whole memory, and `stasis
-//! restore` runs it as root, so whoever can change an image can run code as
-//! root. A seal proves that an image is the one a holder of a trusted key
-//! sealed.
+//! restore` runs it as root, so anyone who can change an image can run
+//! code as root. A seal proves that an image is the one a holder of a
+//! trusted key sealed.
 //!
 //! The manifest of an image already lists every other file with its size
-//! and BLAKE3 hash. A seal ([`format`]) signs the BLAKE3 hash of the exact
-//! manifest bytes together with the signer's key ID, the sealing time, the
-//! stasis version and the image format version. It is stored in the file
-//! `seal` in the image directory; the manifest is not rewritten.
+//! and BLAKE3 hash. A seal ([`format`](mod@format)) signs the BLAKE3 hash
+//! of the exact manifest bytes together with the signer's key ID, the
+//! sealing time, the stasis version and the image format version. It is
+//! stored in the file `seal` in the image directory, and the manifest is
+//! not rewritten.
 //!
 //! - [`key`]: key generation and key files.
 //! - [`sign`]: [`seal_image`] writes a seal.
@@ -38,7 +39,7 @@ pub use key::{generate_key_pair, GeneratedKey, PrivateKey, PublicKey};
 pub use policy::{load_policy, Policy};
 pub use report::{verify_image, VerifyReport};
 pub use sign::{seal_image, SealOptions, SealOutcome};
-pub use verify::{read_seal, verify_file_data, verify_seal, VerifiedSeal};
+pub use verify::{read_seal, verify_seal, VerifiedSeal};
 
 #[cfg(test)]
 mod test_support;

@@ -9,8 +9,8 @@
 //! Both fields are optional. `require_seal` defaults to false, and
 //! `trusted_keys` (absolute paths of public key files) to none. Other
 //! fields are rejected. The policy file and every trusted key file must be
-//! owned by root and not writable by group or other users, because whoever
-//! can change them decides which images root restores.
+//! owned by root and not writable by group or other users, because anyone
+//! who can change them decides which images root restores.
 
 use std::ffi::OsString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -61,7 +61,7 @@ pub struct TrustedKey {
     pub key: PublicKey,
 }
 
-/// Where the policy is read from.
+/// Location of the policy file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyLocation {
     pub path: PathBuf,

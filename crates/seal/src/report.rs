@@ -112,13 +112,17 @@ pub fn verify_image(dir: &Path, trusted: &[PublicKey]) -> Result<VerifyReport, S
             return Err(error)
         }
         Err(error) => {
+            let status = match error {
+                SealError::Image(ImageError::Incomplete(_)) => FileStatus::Missing,
+                _ => FileStatus::Invalid,
+            };
             problems.push(error.to_string());
-            Err(error.to_string())
+            Err((status, error.to_string()))
         }
     };
     let manifest_bytes = manifest_read.as_ref().ok();
 
-    let seal = check_seal_part(
+    let mut seal = check_seal_part(
         dir,
         manifest_bytes.map(Vec::as_slice),
         trusted,
@@ -126,9 +130,9 @@ pub fn verify_image(dir: &Path, trusted: &[PublicKey]) -> Result<VerifyReport, S
     );
     let (manifest_check, manifest) = match &manifest_read {
         Ok(bytes) => check_manifest_part(&manifest_path, bytes, &mut problems),
-        Err(message) => (
+        Err((status, message)) => (
             ManifestCheck {
-                status: FileStatus::Missing,
+                status: *status,
                 blake3: None,
                 message: Some(message.clone()),
             },
@@ -139,14 +143,15 @@ pub fn verify_image(dir: &Path, trusted: &[PublicKey]) -> Result<VerifyReport, S
     if let (Some(manifest), Some(info)) = (&manifest, &seal.info) {
         if seal.status == SealStatus::Valid && info.image_format_version != manifest.format_version
         {
-            problems.push(
-                SealError::FormatVersionMismatch {
-                    path: dir.join(SEAL_FILE_NAME),
-                    sealed: info.image_format_version,
-                    manifest: manifest.format_version,
-                }
-                .to_string(),
-            );
+            let message = SealError::FormatVersionMismatch {
+                path: dir.join(SEAL_FILE_NAME),
+                sealed: info.image_format_version,
+                manifest: manifest.format_version,
+            }
+            .to_string();
+            problems.push(message.clone());
+            seal.status = SealStatus::Invalid;
+            seal.message = Some(message);
         }
     }
 
@@ -647,6 +652,22 @@ mod tests {
         assert_eq!(report.manifest.status, FileStatus::Missing);
         assert_eq!(report.seal.status, SealStatus::Invalid);
         assert!(report.files.is_empty());
+    }
+
+    #[test]
+    fn manifest_symlink_is_invalid() {
+        let temp = TempDir::new();
+        let (key, public) = key_pair(&temp, "signer");
+        let dir = sealed_image(&temp, "img", &key);
+        let outside = temp.path().join("outside-manifest");
+        fs::rename(dir.join(MANIFEST_NAME), &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join(MANIFEST_NAME)).unwrap();
+
+        let report = verify_image(&dir, &[public]).unwrap();
+        assert!(!report.ok);
+        assert_eq!(report.manifest.status, FileStatus::Invalid);
+        let message = report.manifest.message.as_deref().unwrap_or_default();
+        assert!(message.contains("not a regular file"), "{message}");
     }
 
     #[test]

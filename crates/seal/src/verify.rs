@@ -4,13 +4,13 @@
 use std::path::Path;
 
 use stasis_image::format::parse_header;
-use stasis_image::{Image, RecordKind, FORMAT_VERSION, MANIFEST_NAME};
+use stasis_image::{FORMAT_VERSION, MANIFEST_NAME};
 
 use crate::error::SealError;
 use crate::files::{read_limited, Symlinks};
 use crate::format::{Seal, SealInfo, MAX_SEAL_SIZE, SEAL_FILE_NAME};
 use crate::key::PublicKey;
-use crate::sign::{check_reserved_names, read_manifest_bytes};
+use crate::sign::read_manifest_bytes;
 
 /// A seal whose signature was checked against a trusted key and whose
 /// manifest hash matched the manifest file when it was read.
@@ -18,8 +18,8 @@ use crate::sign::{check_reserved_names, read_manifest_bytes};
 pub struct VerifiedSeal {
     pub info: SealInfo,
     /// BLAKE3 hash of the manifest bytes that were checked. Open the image
-    /// with [`Image::open_expecting_manifest_hash`] and this hash, so that
-    /// the image is read through the same manifest.
+    /// with [`Image::open_expecting_manifest_hash`](stasis_image::Image::open_expecting_manifest_hash)
+    /// and this hash, so that the image is read through the same manifest.
     pub manifest_hash: blake3::Hash,
     /// The trusted key that made the signature.
     pub signer: PublicKey,
@@ -44,10 +44,13 @@ pub fn read_seal(dir: &Path) -> Result<Seal, SealError> {
 /// seal is signed by one of `trusted`, the signature is valid, and the
 /// manifest file has the hash that the seal signs.
 ///
-/// Checks, in order: the seal file exists and parses; its image format
-/// version is one this stasis reads; its key ID belongs to a trusted key;
-/// the signature verifies; the manifest hash matches; the manifest header
-/// has the format version that the seal names.
+/// Checks, in order:
+/// - the seal file exists and parses;
+/// - its image format version is one this stasis reads;
+/// - its key ID belongs to a trusted key;
+/// - the signature verifies;
+/// - the manifest hash matches;
+/// - the manifest header has the format version that the seal names.
 pub fn verify_seal(dir: &Path, trusted: &[PublicKey]) -> Result<VerifiedSeal, SealError> {
     let seal_path = dir.join(SEAL_FILE_NAME);
     // The directory is checked first, so that a missing directory is not
@@ -74,24 +77,6 @@ pub fn verify_seal(dir: &Path, trusted: &[PublicKey]) -> Result<VerifiedSeal, Se
         manifest_hash,
         signer,
     })
-}
-
-/// Hashes every file data file (the saved contents of deleted files) of the
-/// image in `dir` against the manifest that `verified` checked.
-///
-/// The restore engine hashes the pages file itself while it restores, and
-/// hashes each record before decoding it, but copies file data files
-/// without hashing them, so a restore that requires a seal calls this
-/// first.
-pub fn verify_file_data(dir: &Path, verified: &VerifiedSeal) -> Result<(), SealError> {
-    let image = Image::open_expecting_manifest_hash(dir, &verified.manifest_hash)?;
-    check_reserved_names(image.manifest(), &dir.join(MANIFEST_NAME))?;
-    for entry in &image.manifest().files {
-        if entry.kind == RecordKind::FileData {
-            image.verify_data_file(&entry.name)?;
-        }
-    }
-    Ok(())
 }
 
 /// Checks the seal's versions, that its key ID names a key in `trusted`, and
@@ -165,7 +150,7 @@ pub(crate) fn check_manifest_hash(
 mod tests {
     use std::fs;
 
-    use stasis_image::ImageError;
+    use stasis_image::Image;
 
     use super::*;
     use crate::format::SEAL_VERSION;
@@ -184,7 +169,6 @@ mod tests {
         let manifest = fs::read(dir.join(MANIFEST_NAME)).unwrap();
         assert_eq!(verified.manifest_hash, blake3::hash(&manifest));
         Image::open_expecting_manifest_hash(&dir, &verified.manifest_hash).expect("open");
-        verify_file_data(&dir, &verified).expect("file data");
     }
 
     #[test]
@@ -353,22 +337,6 @@ mod tests {
 
         let error = verify_seal(&dir, &[public]).unwrap_err();
         assert!(matches!(error, SealError::NotRegularFile { .. }), "{error}");
-    }
-
-    #[test]
-    fn changed_file_data_is_found_before_restore() {
-        let temp = TempDir::new();
-        let (key, public) = key_pair(&temp, "signer");
-        let dir = sealed_image(&temp, "img", &key);
-        flip_byte(&dir, FILE_DATA, 4096 + 2);
-
-        let verified = verify_seal(&dir, &[public]).expect("the seal itself is intact");
-        let error = verify_file_data(&dir, &verified).unwrap_err();
-        assert!(
-            matches!(error, SealError::Image(ImageError::HashMismatch { .. })),
-            "{error}"
-        );
-        assert!(error.to_string().contains(FILE_DATA), "{error}");
     }
 
     #[test]
