@@ -490,4 +490,37 @@ pub enum OpenFile {
         capacity: u64,
         data: Option<String>,
     },
+    /// An eventfd with its counter.
+    EventFd {
+        flags: u32,
+        count: u64,
+        semaphore: bool,
+    },
+    /// A timerfd: clock, expirations not yet read, and the time left to the
+    /// next expiration at dump time.
+    TimerFd {
+        flags: u32,
+        clock: i32,
+        ticks: u64,
+        value_ns: u64,
+        interval_ns: u64,
+    },
+    /// A signalfd and the signals it accepts.
+    SignalFd { flags: u32, mask: u64 },
+    /// An epoll instance and the fds registered in it, by their number in
+    /// the process that holds the epoll fd.
+    Epoll {
+        flags: u32,
+        targets: Vec<EpollTarget>,
+    },
+}
+
+/// One registration of an epoll instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpollTarget {
+    pub fd: i32,
+    /// EPOLLIN, EPOLLOUT, EPOLLET … as epoll_ctl takes them.
+    pub events: u32,
+    pub data: u64,
 }

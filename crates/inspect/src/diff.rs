@@ -542,7 +542,7 @@ impl Locator {
     }
 
     /// Returns the key of the row for `page`: its mapping's range, or the
-    /// page itself when no mapping holds it.
+    /// page itself when no mapping contains it.
     fn range(&self, page: u64) -> (u64, u64) {
         self.find(page)
             .map_or((page, page + PAGE_SIZE), |(start, end, _)| (*start, *end))
@@ -606,6 +606,10 @@ fn fd_changes(a: &FdEntry, b: &FdEntry) -> Vec<Change> {
             ("cloexec", fd.cloexec.to_string()),
             ("deleted", fd.deleted.to_string()),
             ("rdev", fd.rdev.clone().unwrap_or_else(|| "-".to_string())),
+            (
+                "state",
+                fd.detail.clone().unwrap_or_else(|| "-".to_string()),
+            ),
         ]
     };
     let mut changes = Vec::new();

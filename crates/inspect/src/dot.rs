@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 
 use crate::load::LoadedImage;
-use crate::view::tree::{self, node_command, TreeNode};
+use crate::text::shorten;
+use crate::view::tree::{self, short_command, TreeNode};
 
 /// Maximum characters of a command line in a node label.
 const MAX_LABEL_COMMAND: usize = 60;
@@ -50,13 +51,14 @@ pub fn process_tree(image: &LoadedImage) -> String {
 
 fn node_line(node: &TreeNode, is_root: bool) -> String {
     let mut label = format!("{} {}", node.pid, node.comm.as_deref().unwrap_or("?"));
-    if let Some(command) = node_command(node) {
-        label.push('\n');
-        label.extend(command.chars().take(MAX_LABEL_COMMAND));
-    }
+    label.push('\n');
+    label.push_str(&shorten(&short_command(node), MAX_LABEL_COMMAND));
     let mut attributes = format!("label=\"{}\"", escape(&label));
     if !node.verified {
         attributes.push_str(", fillcolor=\"#fed7aa\", xlabel=\"UNVERIFIED\"");
+    }
+    if node.zombie_exit_status.is_some() {
+        attributes.push_str(", style=\"rounded,dashed\", fillcolor=\"#f3f4f6\"");
     }
     if is_root {
         attributes.push_str(", penwidth=2");

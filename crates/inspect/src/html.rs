@@ -58,6 +58,7 @@ svg .tree-edge { fill: none; stroke: #94a3b8; stroke-width: 1.5; }
 svg .process-node rect { fill: #dbeafe; stroke: #3b82f6; }
 svg .process-node.root rect { stroke-width: 2.5; }
 svg .process-node.unverified rect { fill: #ffedd5; stroke: var(--warn); }
+svg .process-node.zombie rect { fill: #f3f4f6; stroke: #9ca3af; stroke-dasharray: 4 3; }
 svg .node-title { font-weight: 700; }
 svg .node-command { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 11px; fill: #374151; }
 svg .node-flag { text-anchor: end; fill: var(--warn); font-size: 10px; font-weight: 700; }
@@ -341,8 +342,8 @@ fn chart_section(summary: &summary::Summary, stats: &stats::Stats) -> String {
         ),
         (
             "Mappings with the most stored bytes",
-            "chart-most-stored",
-            mapping_bars(&stats.most_stored_mappings, true),
+            "chart-top-stored",
+            mapping_bars(&stats.top_stored_mappings, true),
         ),
         ("Dump timings", "chart-timings", timings),
     ];

@@ -55,8 +55,8 @@ pub struct FileReport {
     /// Size on disk, or `None` when the file is missing or not a regular
     /// file.
     pub actual_size: Option<u64>,
-    /// What is wrong with the file, or `None` when it passed every check,
-    /// its hash included.
+    /// Description of the first problem found with the file, or `None`
+    /// when it passed every check, its hash included.
     pub problem: Option<String>,
 }
 
@@ -80,7 +80,7 @@ pub struct Checked<T> {
 }
 
 /// The records of one process. A record is `None` when no readable file
-/// holds it.
+/// contains it.
 #[derive(Clone, Debug)]
 pub struct ProcessRecords {
     pub pid: i32,
@@ -234,7 +234,7 @@ fn read_manifest(dir: &Path) -> Result<(Manifest, u32, u64), InspectError> {
     Ok((manifest, header.version, bytes.len() as u64))
 }
 
-/// Why a file could not be read at all.
+/// Reason a file could not be read at all.
 #[derive(Debug)]
 enum FileProblem {
     Missing,
@@ -621,7 +621,7 @@ fn assign_records(image: &mut LoadedImage, decoded: Vec<Decoded>) {
         let Some(slot) = image.processes.iter_mut().find(|slot| slot.pid == pid) else {
             image.problems.push(Problem {
                 file: Some(file),
-                message: format!("holds PID {pid}, which the manifest does not list"),
+                message: format!("is a record of PID {pid}, which the manifest does not list"),
             });
             continue;
         };

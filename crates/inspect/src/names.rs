@@ -48,7 +48,7 @@ pub fn open_flags(flags: u32) -> String {
     names.join("|")
 }
 
-/// How an auxiliary vector value is best shown.
+/// Display format of an auxiliary vector value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuxvFormat {
     Decimal,
@@ -168,6 +168,133 @@ pub fn saves_pages(vma: &Vma) -> bool {
         )
 }
 
+/// Names of signals 1 to 31 on x86-64 Linux.
+const SIGNALS: [&str; 31] = [
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGSTKFLT",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
+];
+
+/// Returns the name of signal `number`. Real-time signals are named as
+/// `kill -l` names them with glibc, which keeps 32 and 33 for itself and
+/// starts SIGRTMIN at 34.
+pub fn signal_name(number: u32) -> String {
+    match number {
+        1..=31 => SIGNALS[number as usize - 1].to_string(),
+        32 | 33 => format!("SIG{number}"),
+        34..=64 => format!("SIGRTMIN+{}", number - 34),
+        _ => format!("signal {number}"),
+    }
+}
+
+/// Names the signals in a mask where bit N-1 stands for signal N:
+/// `SIGUSR1|SIGTERM`, or `none`.
+pub fn signal_set(mask: u64) -> String {
+    let names: Vec<String> = (1..=64u32)
+        .filter(|number| mask & (1u64 << (number - 1)) != 0)
+        .map(signal_name)
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join("|")
+    }
+}
+
+/// Returns the name of a POSIX clock ID (include/uapi/linux/time.h).
+pub fn clock_name(clock: i32) -> String {
+    match clock {
+        0 => "CLOCK_REALTIME".to_string(),
+        1 => "CLOCK_MONOTONIC".to_string(),
+        7 => "CLOCK_BOOTTIME".to_string(),
+        8 => "CLOCK_REALTIME_ALARM".to_string(),
+        9 => "CLOCK_BOOTTIME_ALARM".to_string(),
+        other => format!("clock {other}"),
+    }
+}
+
+/// EPOLL* event bits (include/uapi/linux/eventpoll.h).
+const EPOLL_EVENTS: &[(u32, &str)] = &[
+    (0x001, "EPOLLIN"),
+    (0x002, "EPOLLPRI"),
+    (0x004, "EPOLLOUT"),
+    (0x008, "EPOLLERR"),
+    (0x010, "EPOLLHUP"),
+    (0x040, "EPOLLRDNORM"),
+    (0x080, "EPOLLRDBAND"),
+    (0x100, "EPOLLWRNORM"),
+    (0x200, "EPOLLWRBAND"),
+    (0x400, "EPOLLMSG"),
+    (0x2000, "EPOLLRDHUP"),
+    (1 << 28, "EPOLLEXCLUSIVE"),
+    (1 << 29, "EPOLLWAKEUP"),
+    (1 << 30, "EPOLLONESHOT"),
+    (1 << 31, "EPOLLET"),
+];
+
+/// Decodes epoll event bits as `EPOLLIN|EPOLLET`. Bits without a name are
+/// shown in hex at the end.
+pub fn epoll_events(events: u32) -> String {
+    let mut names = Vec::new();
+    let mut rest = events;
+    for &(bit, name) in EPOLL_EVENTS {
+        if rest & bit != 0 {
+            names.push(name.to_string());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 || names.is_empty() {
+        names.push(format!("{rest:#x}"));
+    }
+    names.join("|")
+}
+
+/// Describes a status as waitpid(2) returns it: `exit code 7`,
+/// `killed by signal 9`, `killed by signal 11 (core dumped)`.
+pub fn wait_status(status: i32) -> String {
+    let signal = status & 0x7f;
+    if signal == 0 {
+        format!("exit code {}", (status >> 8) & 0xff)
+    } else if signal != 0x7f {
+        let core = if status & 0x80 != 0 {
+            " (core dumped)"
+        } else {
+            ""
+        };
+        format!("killed by signal {signal}{core}")
+    } else {
+        format!("wait status {status:#x}")
+    }
+}
+
 /// Returns the kind of an open file as the JSON and tables name it.
 pub fn fd_kind(file: &OpenFile) -> &'static str {
     match file {
@@ -176,6 +303,10 @@ pub fn fd_kind(file: &OpenFile) -> &'static str {
         OpenFile::CharDevice { .. } => "char_device",
         OpenFile::Terminal { .. } => "terminal",
         OpenFile::Pipe { .. } => "pipe",
+        OpenFile::EventFd { .. } => "eventfd",
+        OpenFile::TimerFd { .. } => "timerfd",
+        OpenFile::SignalFd { .. } => "signalfd",
+        OpenFile::Epoll { .. } => "epoll",
     }
 }
 
@@ -225,6 +356,28 @@ mod tests {
         assert_eq!(open_flags(0o4010000), "O_RDONLY|O_SYNC");
         assert_eq!(open_flags(0o10000), "O_RDONLY|O_DSYNC");
         assert_eq!(open_flags(0o1_000_000_000), "O_RDONLY|01000000000");
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(10), "SIGUSR1");
+        assert_eq!(signal_name(31), "SIGSYS");
+        assert_eq!(signal_name(34), "SIGRTMIN+0");
+        assert_eq!(signal_set(1 << 9 | 1 << 14), "SIGUSR1|SIGTERM");
+        assert_eq!(signal_set(0), "none");
+    }
+
+    #[test]
+    fn epoll_event_decoding() {
+        assert_eq!(epoll_events(0x8000_0001), "EPOLLIN|EPOLLET");
+        assert_eq!(epoll_events(0x4_0000), "0x40000");
+    }
+
+    #[test]
+    fn wait_status_decoding() {
+        assert_eq!(wait_status(7 << 8), "exit code 7");
+        assert_eq!(wait_status(9), "killed by signal 9");
+        assert_eq!(wait_status(11 | 0x80), "killed by signal 11 (core dumped)");
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! file.
 //!
 //! The reader works on unverified maps too. It sorts a copy of the runs,
-//! checks every offset against the length of the pages file and never
-//! allocates more than the caller asks for, so a damaged map yields
-//! missing pages, never a panic or a read outside the file.
+//! checks every offset against the length of the pages file, and never
+//! allocates more than the caller requests. A damaged map therefore
+//! yields missing pages, never a panic or a read outside the file.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -29,7 +29,7 @@ pub enum Segment {
     },
 }
 
-/// Why bytes of a read are missing.
+/// Reason that bytes of a read are missing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MissingReason {
     /// No page run covers the address: the dump did not save the page.

@@ -9,8 +9,8 @@ use stasis_image::{MemoryMap, PageRun, Vma, VmaKind, PAGE_SIZE};
 use crate::memory::{stored_pages_per_vma, vma_size};
 use crate::names::{perms, saves_pages, vma_label};
 use crate::pages::run_end;
-use crate::text::{command_line, human_bytes};
-use crate::view::tree::{node_command, Tree, TreeNode};
+use crate::text::{human_bytes, shorten};
+use crate::view::tree::{short_command, Tree, TreeNode};
 
 /// Escapes text for HTML and SVG element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -27,16 +27,6 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
-}
-
-/// Returns at most `max` characters of `text`, with an ellipsis when cut.
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut short: String = text.chars().take(max.saturating_sub(1)).collect();
-    short.push('…');
-    short
 }
 
 /// Returns at most `max` characters of a path, cutting from the left so
@@ -133,21 +123,6 @@ fn direct_children(tree: &Tree, index: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Returns the command line of a tree node with only the file name of
-/// argv[0], which fits a node box better than a full path.
-fn short_command(node: &TreeNode) -> String {
-    match (&node.cmdline, node.zombie_exit_status) {
-        (Some(arguments), None) if !arguments.is_empty() => {
-            let mut short = arguments.clone();
-            if let Some(name) = short[0].rsplit('/').next() {
-                short[0] = name.to_string();
-            }
-            command_line(&short)
-        }
-        _ => node_command(node).unwrap_or_else(|| "(command line not readable)".to_string()),
-    }
-}
-
 fn tree_node(node: &TreeNode, x: f64, y: f64, is_root: bool) -> String {
     let mut class = String::from("process-node");
     if is_root {
@@ -156,6 +131,10 @@ fn tree_node(node: &TreeNode, x: f64, y: f64, is_root: bool) -> String {
     if !node.verified {
         class.push_str(" unverified");
     }
+    if node.zombie_exit_status.is_some() {
+        class.push_str(" zombie");
+    }
+
     let title = format!(
         "PID {} PPID {} SID {} PGID {}",
         node.pid,
@@ -165,6 +144,7 @@ fn tree_node(node: &TreeNode, x: f64, y: f64, is_root: bool) -> String {
     );
     let heading = format!("{}  {}", node.pid, node.comm.as_deref().unwrap_or("?"));
     let command = short_command(node);
+
     let mut out = format!(
         "  <g class=\"{class}\" data-pid=\"{}\"><title>{}</title>\n",
         node.pid,
@@ -188,6 +168,7 @@ fn tree_node(node: &TreeNode, x: f64, y: f64, is_root: bool) -> String {
         y + 40.0,
         escape(&shorten(&command, 31))
     );
+
     if !node.verified {
         let _ = writeln!(
             out,
@@ -208,7 +189,9 @@ const NAME_X: f64 = BAR_X + BAR_WIDTH + 12.0;
 const GAP_HEIGHT: f64 = 16.0;
 const OVERVIEW_HEIGHT: f64 = 26.0;
 
-/// What a part of the address space holds, which sets its colour.
+/// Returns the CSS class of a mapping, which sets its colour: `kernel`
+/// for mappings a dump never saves, `from-file` for private file
+/// mappings, and `untouched` for anonymous memory.
 fn vma_class(vma: &Vma) -> &'static str {
     if !saves_pages(vma) {
         "kernel"
@@ -226,10 +209,11 @@ fn row_height(vma: &Vma) -> f64 {
     (12.0 + 2.5 * pages.log2()).clamp(14.0, 44.0)
 }
 
-/// Draws the address space of one process: an overview strip with every
-/// mapping in a width that grows with the logarithm of its size, then one
-/// row per mapping drawn to scale inside the row, with the stored pages
-/// filled in. Unmapped gaps are drawn at a fixed height with their size.
+/// Draws the address space of one process. An overview strip comes first,
+/// with every mapping in a width that grows with the logarithm of its
+/// size. Then each mapping gets a row, drawn to scale inside the row, with
+/// the stored pages filled in. Unmapped gaps get a fixed height and a
+/// label with their size.
 pub fn address_space(pid: i32, map: &MemoryMap) -> String {
     let stored = stored_pages_per_vma(map);
     let mut vmas: Vec<(&Vma, u64)> = map.vmas.iter().zip(stored).collect();
@@ -343,6 +327,7 @@ fn vma_title(vma: &Vma, pages: u64) -> String {
 fn vma_row(pid: i32, vma: &Vma, runs: &[PageRun], pages: u64, y: f64) -> String {
     let height = row_height(vma);
     let text_y = y + height / 2.0 + 4.0;
+
     let mut out = format!(
         "  <g class=\"vma\" id=\"vma-{pid}-{:x}\" data-vma=\"{pid}-{:x}\"><title>{}</title>\n",
         vma.start,
@@ -356,6 +341,7 @@ fn vma_row(pid: i32, vma: &Vma, runs: &[PageRun], pages: u64, y: f64) -> String 
         vma.end,
         perms(vma)
     );
+
     let _ = writeln!(
         out,
         "    <rect class=\"{}\" x=\"{BAR_X}\" y=\"{y:.1}\" width=\"{BAR_WIDTH}\" height=\"{height:.1}\"/>",
@@ -367,6 +353,7 @@ fn vma_row(pid: i32, vma: &Vma, runs: &[PageRun], pages: u64, y: f64) -> String 
             "    <rect class=\"stored\" x=\"{x:.2}\" y=\"{y:.1}\" width=\"{width:.2}\" height=\"{height:.1}\"/>"
         );
     }
+
     let mut name = shorten_path(&vma_label(vma), 42);
     if name.is_empty() {
         name = "anonymous".to_string();
@@ -374,7 +361,7 @@ fn vma_row(pid: i32, vma: &Vma, runs: &[PageRun], pages: u64, y: f64) -> String 
     let detail = if saves_pages(vma) {
         format!(
             "{} of {} stored",
-            human_bytes(pages * PAGE_SIZE),
+            human_bytes(pages.saturating_mul(PAGE_SIZE)),
             human_bytes(vma_size(vma))
         )
     } else {

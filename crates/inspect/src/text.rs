@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-/// How text output is styled.
+/// Styling of text output.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Style {
     /// Use ANSI colour codes. Set it only when stdout is a terminal.
@@ -210,7 +210,7 @@ fn push_escaped(out: &mut String, character: char) {
 
 /// Quotes one argument the way a POSIX shell would read it back: bare
 /// when it has only safe characters, in single quotes otherwise, and as
-/// `$'…'` when it holds control characters.
+/// `$'…'` when it contains control characters.
 pub fn shell_quote(argument: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c);
     if !argument.is_empty() && argument.chars().all(safe) {
@@ -228,6 +228,16 @@ pub fn shell_quote(argument: &str) -> String {
         return out;
     }
     format!("'{}'", argument.replace('\'', "'\\''"))
+}
+
+/// Returns at most `max` characters of `text`, with an ellipsis when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
 }
 
 /// Joins arguments into one shell-quoted command line.

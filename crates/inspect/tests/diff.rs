@@ -138,7 +138,8 @@ fn processes_with_different_pids_are_paired() {
     assert_eq!(result.processes.len(), 1);
     assert_eq!(result.processes[0].pid_a, PID);
     assert_eq!(result.processes[0].pid_b, other);
-    assert!(result.only_in_a.is_empty() && result.only_in_b.is_empty());
+    assert!(result.only_in_a.is_empty());
+    assert!(result.only_in_b.is_empty());
     // The PID is not compared; the thread ID pairing falls back to the
     // single thread on each side.
     assert!(result.processes[0].threads[0].registers.is_empty());

@@ -118,6 +118,12 @@ pub struct FdInfo {
     pub flags: u32,
 }
 
+/// Returns the whole text of /proc/PID/fdinfo/FD, whose further lines
+/// depend on the kind of file (eventfd-count, tfd, sigmask …).
+pub fn fdinfo_text(pid: i32, fd: i32) -> Result<String> {
+    read_string(&PathBuf::from(format!("/proc/{pid}/fdinfo/{fd}")))
+}
+
 pub fn fdinfo(pid: i32, fd: i32) -> Result<FdInfo> {
     let path = PathBuf::from(format!("/proc/{pid}/fdinfo/{fd}"));
     let text = read_string(&path)?;

@@ -66,6 +66,38 @@ while True:
     time.sleep(1000)
 "#;
 
+/// A Python process tree. The root has both ends of a pipe with bytes
+/// buffered in it, a child and a grandchild inherit the read end, and a
+/// zombie child exited with code 7. The root creates the file
+/// named by its first argument once all of them exist.
+const PYTHON_TREE: &str = r#"
+import os, sys, time
+ready = sys.argv[1]
+r, w = os.pipe()
+os.write(w, b"bytes left in the pipe")
+child = os.fork()
+if child == 0:
+    os.close(w)
+    if os.fork() == 0:
+        time.sleep(1000)
+        os._exit(0)
+    time.sleep(1000)
+    os._exit(0)
+zombie = os.fork()
+if zombie == 0:
+    os._exit(7)
+def state(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(") ", 1)[1][0]
+def children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return listing.read().split()
+while state(zombie) != "Z" or not children(child):
+    time.sleep(0.01)
+open(ready, "w").close()
+time.sleep(1000)
+"#;
+
 /// Returns the lock that runs the tests one at a time, or `None` after
 /// printing why the test cannot run here.
 fn start(test: &str) -> Option<MutexGuard<'static, ()>> {
@@ -76,7 +108,8 @@ fn start(test: &str) -> Option<MutexGuard<'static, ()>> {
     Some(SERIAL.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// A fresh scratch directory under Cargo's target temporary directory.
+/// Creates a fresh scratch directory under Cargo's target temporary
+/// directory and returns its path.
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(SCRATCH).join(format!("inspect-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
@@ -145,6 +178,22 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         sleep(Duration::from_millis(10));
     }
+}
+
+/// Waits for process `pid`, which must be dead or dying and become a
+/// child of this process, and reaps it.
+fn reap(pid: i32) {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+
+    wait_for(&format!("process {pid} to be reaped"), || {
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) => false,
+            Ok(_) => true,
+            // Not yet reparented to this process.
+            Err(nix::errno::Errno::ECHILD) => false,
+            Err(error) => panic!("waiting for process {pid} failed: {error}"),
+        }
+    });
 }
 
 /// Starts `sleep 1000` and waits until it sleeps.
@@ -497,12 +546,12 @@ fn python_image_fds_env_and_maps() {
     assert_eq!(cmdline.get(1).and_then(Value::as_str), Some("-c"));
 
     let stats = view(&views, "stats");
-    let most = stats["most_stored_mappings"][0]["bytes_stored"]
+    let largest_stored = stats["top_stored_mappings"][0]["bytes_stored"]
         .as_u64()
         .expect("bytes");
     assert!(
-        most >= 4 << 20,
-        "the 4 MiB buffer is the largest stored mapping: {most}"
+        largest_stored >= 4 << 20,
+        "the 4 MiB buffer is the mapping with the most stored bytes: {largest_stored}"
     );
 
     let text = inspect(&image, &["--fds"]);
@@ -511,6 +560,95 @@ fn python_image_fds_env_and_maps() {
         "{}",
         text.stdout
     );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tree_image_with_pipe_and_zombie() {
+    let Some(_serial) = start("tree_image_with_pipe_and_zombie") else {
+        return;
+    };
+    let Some(python) = python() else {
+        println!("skipped tree_image_with_pipe_and_zombie: python3 is missing");
+        return;
+    };
+    // Orphans of the tree come back to this process, so that it can reap
+    // them instead of leaving zombies to an init that may not reap.
+    nix::sys::prctl::set_child_subreaper(true).expect("become a child subreaper");
+    let dir = scratch("tree");
+    let ready = dir.join("ready");
+    let root = Workload::start(
+        &python,
+        &["-c", PYTHON_TREE, ready.to_str().expect("UTF-8 path")],
+        &[],
+    );
+    wait_for("the process tree to get ready", || ready.exists());
+    let image = dump(root.pid(), &dir.join("image"), true);
+
+    let tree = inspect(&image, &["--tree", "--json"]);
+    let value = tree.expect_success().json();
+    let nodes = value["processes"].as_array().expect("processes").clone();
+
+    // The children and the grandchild outlive the root, so they are
+    // killed here by the PIDs the image recorded, before any check, and
+    // reaped with the zombie once they are reparented to this process.
+    let root_pid = root.pid();
+    let others: Vec<i32> = nodes
+        .iter()
+        .map(|node| node["pid"].as_i64().expect("pid") as i32)
+        .filter(|pid| *pid != root_pid)
+        .collect();
+    for pid in &others {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    drop(root);
+    for pid in &others {
+        reap(*pid);
+    }
+
+    assert_eq!(nodes.len(), 4, "{nodes:?}");
+    let depths: Vec<i64> = nodes
+        .iter()
+        .map(|node| node["depth"].as_i64().expect("depth"))
+        .collect();
+    assert_eq!(
+        depths.iter().filter(|depth| **depth == 2).count(),
+        1,
+        "{depths:?}"
+    );
+    let zombie = nodes
+        .iter()
+        .find(|node| !node["zombie_exit_status"].is_null())
+        .expect("a zombie in the tree");
+    assert_eq!(zombie["zombie_exit_status"], 7 << 8);
+
+    let text = inspect(&image, &["--tree"]);
+    assert!(
+        text.expect_success()
+            .stdout
+            .contains("<zombie, exit code 7>"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("└─"), "{}", text.stdout);
+
+    let fds = inspect(&image, &["--fds", "--json"]);
+    let value = fds.expect_success().json();
+    let root_fds = value["processes"][0]["fds"]
+        .as_array()
+        .expect("fds")
+        .clone();
+    let read_end = root_fds
+        .iter()
+        .find(|fd| fd["kind"] == "pipe" && fd["write_end"] == false)
+        .expect("the root holds the read end");
+    assert!(read_end["content_file"].is_string(), "{read_end}");
+    assert!(
+        !read_end["shared_with"].as_array().expect("list").is_empty(),
+        "the children share the read end: {read_end}"
+    );
+
+    inspect_every_view(&image);
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -563,6 +701,25 @@ fn decode_encode_round_trip_every_record_kind() {
     let run = stasis(&["image", "decode", pages.to_str().expect("path")], None);
     run.expect_status(1);
     assert!(run.stderr.contains("no JSON view"), "{}", run.stderr);
+
+    // A damaged record decodes only with --ignore-checksum.
+    let damaged = dir.join("damaged-process");
+    let mut bytes = fs::read(image.join(format!("process-{pid}"))).expect("read process");
+    let at = bytes
+        .windows(5)
+        .position(|window| window == b"sleep")
+        .expect("comm in the record");
+    bytes[at] = b'S';
+    fs::write(&damaged, bytes).expect("write damaged record");
+    let damaged_path = damaged.to_str().expect("path");
+    let run = stasis(&["image", "decode", damaged_path], None);
+    run.expect_status(1);
+    assert!(run.stderr.contains("checksum"), "{}", run.stderr);
+    let run = stasis(
+        &["image", "decode", "--ignore-checksum", damaged_path],
+        None,
+    );
+    assert_eq!(run.expect_success().json()["comm"], "Sleep");
     let _ = fs::remove_dir_all(&dir);
 }
 

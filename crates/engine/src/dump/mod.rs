@@ -12,6 +12,7 @@
 //!
 //! Any failure resumes the target as it was and removes what was written.
 
+mod anon;
 mod files;
 mod freeze;
 mod memory;

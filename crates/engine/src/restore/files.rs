@@ -43,6 +43,9 @@ pub struct OpenedFiles {
     pub mappings: HashMap<u64, i32>,
     /// (recorded fd number, fd to dup3 from, close-on-exec).
     pub fds: Vec<(i32, i32, bool)>,
+    /// Epoll fds of the process with the registrations to make in them,
+    /// once the fds are at their recorded numbers.
+    pub epolls: Vec<(i32, Vec<stasis_image::EpollTarget>)>,
     /// Keeps every fd open until the process has inherited it.
     _owned: Vec<OwnedFd>,
 }
@@ -263,9 +266,13 @@ impl OpenedFiles {
         }
 
         let mut fds = Vec::new();
+        let mut epolls = Vec::new();
         for entry in &table.fds {
             let fd = descriptions.get(image, entry, check)?;
             fds.push((entry.fd, fd, entry.cloexec));
+            if let OpenFile::Epoll { targets, .. } = &entry.file {
+                epolls.push((entry.fd, targets.clone()));
+            }
         }
 
         Ok(OpenedFiles {
@@ -274,6 +281,7 @@ impl OpenedFiles {
             cwd,
             mappings,
             fds,
+            epolls,
             _owned: owned,
         })
     }
@@ -377,6 +385,13 @@ fn open_fd(
                 });
             }
             Ok(fd)
+        }
+        OpenFile::EventFd { .. }
+        | OpenFile::TimerFd { .. }
+        | OpenFile::SignalFd { .. }
+        | OpenFile::Epoll { .. } => {
+            let fd = crate::restore::anon::create(file)?;
+            move_above(fd, base, Path::new("an anonymous-inode file"))
         }
         OpenFile::Pipe { inode, .. } => Err(RestoreError::Incompatible {
             reason: format!("pipe:[{inode}] must be opened through the description pool"),

@@ -17,6 +17,7 @@
 //! A failure at any step kills every process created, so nothing
 //! half-restored runs.
 
+mod anon;
 mod child;
 mod files;
 mod memory;
@@ -279,6 +280,7 @@ fn rebuild(
     process::set_mm(&mut main, scratch, process, files)?;
     memory::map_and_fill(&mut main, map, files, pages_offset)?;
     process::set_fds(&mut main, files)?;
+    anon::register_epolls(&mut main, scratch, &files.epolls)?;
     process::set_process_state(&mut main, scratch, process)?;
     process::set_sigactions(&mut main, scratch, process)?;
 

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{hex64, process_heading, selected};
+use super::{absent_line, hex64, process_heading, selected, zombie_status};
 use crate::load::{LoadedImage, ProcessRecords};
 use crate::names::{auxv_type, AuxvFormat};
 use crate::pages::PageReader;
@@ -34,9 +34,9 @@ pub struct AuxvEntry {
     /// `AT_PAGESZ` …, or null for a type without a known name.
     pub name: Option<&'static str>,
     pub value: u64,
-    /// For AT_EXECFN, AT_PLATFORM and AT_BASE_PLATFORM the string at the
-    /// address, for AT_RANDOM its 16 bytes in hex; null when the pages are
-    /// not in the image or for other types.
+    /// The string at the address for AT_EXECFN, AT_PLATFORM and
+    /// AT_BASE_PLATFORM, and the 16 bytes in hex for AT_RANDOM. Null for
+    /// other types, or when the pages are not in the image.
     pub points_to: Option<String>,
     /// True when the value is an address whose target is not in the image.
     pub target_missing: bool,
@@ -107,8 +107,9 @@ pub fn render(auxv: &Auxv, image: &LoadedImage, style: &Style) -> String {
         if let Some(records) = image.process(process.pid) {
             out.push_str(&process_heading(records, process.verified, style));
         }
-        if !process.readable {
-            out.push_str("  the process record is unreadable\n");
+        let records = image.process(process.pid);
+        if !process.readable || records.and_then(zombie_status).is_some() {
+            out.push_str(&absent_line(records, "process record"));
             continue;
         }
         out.push_str(&render_table(&process.entries, style));

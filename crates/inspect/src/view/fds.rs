@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use stasis_image::{Fd, OpenFile};
 
-use super::{process_heading, selected};
+use super::{absent_line, process_heading, process_verified, selected, zombie_status};
 use crate::load::{LoadedImage, ProcessRecords};
-use crate::names::{dev_decimal, fd_kind, open_flags};
+use crate::names::{clock_name, dev_decimal, epoll_events, fd_kind, open_flags, signal_set};
 use crate::text::{clean, Align, Cell, Paint, Style, Table};
 
 #[derive(Debug, Serialize)]
@@ -43,7 +43,7 @@ pub struct FdEntry {
     pub flags: u32,
     /// The same flags decoded: `O_RDWR|O_APPEND`.
     pub flags_decoded: String,
-    /// File position; null for devices, whose position is not saved.
+    /// File position; null for devices and pipes, which have none saved.
     pub position: Option<u64>,
     pub cloexec: bool,
     /// True for a regular file that was deleted while open.
@@ -58,6 +58,14 @@ pub struct FdEntry {
     pub write_end: Option<bool>,
     /// For a pipe: its capacity in bytes; null for other kinds.
     pub pipe_capacity: Option<u64>,
+    /// State of an eventfd, timerfd, signalfd or epoll fd in words:
+    /// `count 3`, `CLOCK_MONOTONIC, expires in 1.000 s, every 1.000 s`,
+    /// `signals SIGUSR1|SIGTERM`, `watches fd 4 (EPOLLIN)`. Null for
+    /// other kinds.
+    pub detail: Option<String>,
+    /// The open file as the fd table record has it (docs/IMAGE-FORMAT.md),
+    /// with every field of its kind.
+    pub file: serde_json::Value,
 }
 
 /// One fd of one process.
@@ -115,7 +123,7 @@ fn process_fds(records: &ProcessRecords) -> ProcessFds {
         },
         None => ProcessFds {
             pid: records.pid,
-            verified: false,
+            verified: zombie_status(records).is_some() && process_verified(records),
             readable: false,
             fds: Vec::new(),
         },
@@ -139,6 +147,8 @@ pub fn entry(fd: &Fd) -> FdEntry {
         rdev: None,
         write_end: None,
         pipe_capacity: None,
+        detail: None,
+        file: serde_json::to_value(&fd.file).unwrap_or_default(),
     };
     match &fd.file {
         OpenFile::Regular {
@@ -181,9 +191,71 @@ pub fn entry(fd: &Fd) -> FdEntry {
             entry.write_end = Some(*write_end);
             entry.pipe_capacity = Some(*capacity);
         }
+        OpenFile::EventFd {
+            flags,
+            count,
+            semaphore,
+        } => {
+            entry.path = "anon_inode:[eventfd]".to_string();
+            entry.flags = *flags;
+            let mode = if *semaphore { ", semaphore" } else { "" };
+            entry.detail = Some(format!("count {count}{mode}"));
+        }
+        OpenFile::TimerFd {
+            flags,
+            clock,
+            ticks,
+            value_ns,
+            interval_ns,
+        } => {
+            entry.path = "anon_inode:[timerfd]".to_string();
+            entry.flags = *flags;
+            entry.detail = Some(timer_detail(*clock, *ticks, *value_ns, *interval_ns));
+        }
+        OpenFile::SignalFd { flags, mask } => {
+            entry.path = "anon_inode:[signalfd]".to_string();
+            entry.flags = *flags;
+            entry.detail = Some(format!("signals {}", signal_set(*mask)));
+        }
+        OpenFile::Epoll { flags, targets } => {
+            entry.path = "anon_inode:[eventpoll]".to_string();
+            entry.flags = *flags;
+            entry.detail = Some(epoll_detail(targets));
+        }
     }
     entry.flags_decoded = open_flags(entry.flags);
     entry
+}
+
+/// Describes a timerfd: its clock, the time to the next expiration and
+/// the interval, and expirations not yet read.
+fn timer_detail(clock: i32, ticks: u64, value_ns: u64, interval_ns: u64) -> String {
+    let seconds = |ns: u64| format!("{:.3} s", ns as f64 / 1e9);
+    let mut text = clock_name(clock);
+    if value_ns == 0 {
+        text.push_str(", disarmed");
+    } else {
+        text.push_str(&format!(", expires in {}", seconds(value_ns)));
+    }
+    if interval_ns != 0 {
+        text.push_str(&format!(", every {}", seconds(interval_ns)));
+    }
+    if ticks != 0 {
+        text.push_str(&format!(", {ticks} expirations not read"));
+    }
+    text
+}
+
+/// Describes the registrations of an epoll fd: `watches fd 4 (EPOLLIN)`.
+fn epoll_detail(targets: &[stasis_image::EpollTarget]) -> String {
+    if targets.is_empty() {
+        return "watches nothing".to_string();
+    }
+    let list: Vec<String> = targets
+        .iter()
+        .map(|target| format!("fd {} ({})", target.fd, epoll_events(target.events)))
+        .collect();
+    format!("watches {}", list.join(", "))
 }
 
 pub fn render(fds: &Fds, image: &LoadedImage, style: &Style) -> String {
@@ -196,7 +268,7 @@ pub fn render(fds: &Fds, image: &LoadedImage, style: &Style) -> String {
             out.push_str(&process_heading(records, process.verified, style));
         }
         if !process.readable {
-            out.push_str("  the fd table is unreadable\n");
+            out.push_str(&absent_line(image.process(process.pid), "fd table"));
             continue;
         }
         out.push_str(&render_table(process.pid, &process.fds, style));
@@ -235,10 +307,38 @@ fn render_table(pid: i32, fds: &[FdEntry], style: &Style) -> String {
     table.render(style)
 }
 
+/// Describes the fds that share a description: each fd of process `pid`
+/// by number, and the fds of other processes by count, which the JSON
+/// lists in full.
+fn sharers(pid: i32, others: &[FdRef]) -> String {
+    let mut parts: Vec<String> = others
+        .iter()
+        .filter(|other| other.pid == pid)
+        .map(|other| format!("fd {}", other.fd))
+        .collect();
+    let foreign: Vec<&FdRef> = others.iter().filter(|other| other.pid != pid).collect();
+    let processes: std::collections::BTreeSet<i32> =
+        foreign.iter().map(|other| other.pid).collect();
+    match (foreign.as_slice(), processes.len()) {
+        ([], _) => {}
+        ([other], _) => parts.push(format!("fd {} of process {}", other.fd, other.pid)),
+        (_, 1) => parts.push(format!(
+            "{} fds of process {}",
+            foreign.len(),
+            foreign[0].pid
+        )),
+        (_, count) => parts.push(format!("{} fds of {count} other processes", foreign.len())),
+    }
+    parts.join(", ")
+}
+
 fn target_cell(pid: i32, fd: &FdEntry) -> Cell {
     let mut text = clean(&fd.path);
     if let Some(rdev) = &fd.rdev {
         text.push_str(&format!(" (device {rdev})"));
+    }
+    if let Some(detail) = &fd.detail {
+        text.push_str(&format!(" ({})", clean(detail)));
     }
     if let Some(write_end) = fd.write_end {
         let end = if write_end { "write end" } else { "read end" };
@@ -256,18 +356,7 @@ fn target_cell(pid: i32, fd: &FdEntry) -> Cell {
         text.push(')');
     }
     if !fd.shared_with.is_empty() {
-        let others: Vec<String> = fd
-            .shared_with
-            .iter()
-            .map(|other| {
-                if other.pid == pid {
-                    format!("fd {}", other.fd)
-                } else {
-                    format!("fd {} of {}", other.fd, other.pid)
-                }
-            })
-            .collect();
-        text.push_str(&format!(" [shared with {}]", others.join(", ")));
+        text.push_str(&format!(" [shared with {}]", sharers(pid, &fd.shared_with)));
     }
     if fd.deleted {
         Cell::painted(text, Paint::Warn)

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use stasis_image::{Vma, PAGE_SIZE};
 
-use super::{address, process_heading, selected};
+use super::{absent_line, address, process_heading, process_verified, selected, zombie_status};
 use crate::load::{LoadedImage, ProcessRecords};
 use crate::memory::{stored_pages_per_vma, vma_size};
 use crate::names::{dev_hex, perms, saves_pages, vma_kind, vma_label};
@@ -59,7 +59,7 @@ fn process_maps(records: &ProcessRecords) -> ProcessMaps {
     let Some(memory) = &records.memory else {
         return ProcessMaps {
             pid: records.pid,
-            verified: false,
+            verified: zombie_status(records).is_some() && process_verified(records),
             readable: false,
             mappings: Vec::new(),
         };
@@ -113,7 +113,7 @@ pub fn render(maps: &Maps, image: &LoadedImage, style: &Style) -> String {
             out.push_str(&process_heading(records, process.verified, style));
         }
         if !process.readable {
-            out.push_str("  the memory map is unreadable\n");
+            out.push_str(&absent_line(image.process(process.pid), "memory map"));
             continue;
         }
         out.push_str(&render_table(&process.mappings, style));

@@ -14,6 +14,7 @@ pub mod tree;
 use serde::Serialize;
 
 use crate::load::{LoadedImage, Problem, ProcessRecords};
+use crate::names::wait_status;
 use crate::text::{clean, Paint, Style};
 
 /// Version of the JSON schema of every view. It is raised when a field is
@@ -51,7 +52,7 @@ impl View {
     }
 }
 
-/// What a view shows and how.
+/// Options of a view: its styling and the process to show.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
     pub style: Style,
@@ -65,7 +66,7 @@ pub struct Envelope<T: Serialize> {
     pub schema_version: u32,
     pub view: &'static str,
     pub image: String,
-    /// True when a file failed a check; `problems` says which.
+    /// True when a file failed a check; `problems` lists which.
     pub damaged: bool,
     pub problems: Vec<ProblemJson>,
     #[serde(flatten)]
@@ -191,6 +192,37 @@ pub fn selected(image: &LoadedImage, pid: Option<i32>) -> Vec<&ProcessRecords> {
         .iter()
         .filter(|records| pid.map_or(true, |pid| records.pid == pid))
         .collect()
+}
+
+/// Returns the wait status of a zombie process, or `None` for a live
+/// process or one whose process record is unreadable.
+pub fn zombie_status(records: &ProcessRecords) -> Option<i32> {
+    records.process.as_ref()?.record.zombie_exit_status
+}
+
+/// Returns whether the process record passed every check. A zombie has
+/// only that record, so views of its absent records use this as their
+/// `verified` value.
+pub fn process_verified(records: &ProcessRecords) -> bool {
+    records
+        .process
+        .as_ref()
+        .is_some_and(|process| process.verified)
+}
+
+/// Returns the line a per-process view prints when it has nothing to show
+/// for a process. A zombie has no memory, fds or threads, so the line
+/// gives its exit. Otherwise the line reports that the record
+/// `record_kind` is unreadable.
+pub fn absent_line(records: Option<&ProcessRecords>, record_kind: &str) -> String {
+    match records.and_then(zombie_status) {
+        Some(status) => format!(
+            "  zombie: it ended with {} and was not yet waited for, so it has no memory, \
+             fds or threads\n",
+            wait_status(status)
+        ),
+        None => format!("  the {record_kind} is unreadable\n"),
+    }
 }
 
 /// Returns the text label of a record's trust: empty when verified.

@@ -3,9 +3,9 @@
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::{hex64, process_heading, selected};
+use super::{absent_line, hex64, process_heading, selected, zombie_status};
 use crate::load::{LoadedImage, ProcessRecords};
-use crate::names::registers;
+use crate::names::{registers, signal_set};
 use crate::text::{clean, Style};
 
 /// Registers shown per line in the text view.
@@ -37,6 +37,9 @@ pub struct ThreadRegs {
     pub sigmask: String,
     /// Size of the saved XSAVE area in bytes.
     pub xstate_bytes: usize,
+    /// The signal mask as a number, for the text view.
+    #[serde(skip)]
+    pub sigmask_bits: u64,
 }
 
 /// Registers in a fixed order, serialized as a JSON object.
@@ -78,6 +81,7 @@ fn process_regs(records: &ProcessRecords) -> ProcessRegs {
             registers: RegisterMap(registers(&thread.regs).to_vec()),
             sigmask: hex64(thread.sigmask),
             xstate_bytes: thread.xstate.0.len(),
+            sigmask_bits: thread.sigmask,
         })
         .collect();
     ProcessRegs {
@@ -97,8 +101,9 @@ pub fn render(regs: &Regs, image: &LoadedImage, style: &Style) -> String {
         if let Some(records) = image.process(process.pid) {
             out.push_str(&process_heading(records, process.verified, style));
         }
-        if !process.readable {
-            out.push_str("  the process record is unreadable\n");
+        let records = image.process(process.pid);
+        if !process.readable || records.and_then(zombie_status).is_some() {
+            out.push_str(&absent_line(records, "process record"));
             continue;
         }
         for thread in &process.threads {
@@ -128,8 +133,11 @@ fn render_thread(thread: &ThreadRegs, style: &Style) -> String {
         out.push_str(&format!("    {}\n", cells.join("   ")));
     }
     out.push_str(&format!(
-        "    {:>width$} {}   xstate {} bytes\n",
-        "sigmask", thread.sigmask, thread.xstate_bytes
+        "    {:>width$} {} ({})   xstate {} bytes\n",
+        "sigmask",
+        thread.sigmask,
+        signal_set(thread.sigmask_bits),
+        thread.xstate_bytes
     ));
     out
 }

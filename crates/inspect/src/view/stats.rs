@@ -22,7 +22,7 @@ pub struct Stats {
     pub largest_mappings: Vec<MappingSize>,
     /// The mappings with the most stored bytes, most first; mappings with
     /// nothing stored are left out.
-    pub most_stored_mappings: Vec<MappingSize>,
+    pub top_stored_mappings: Vec<MappingSize>,
     pub bytes: ByteBreakdown,
     pub dump: DumpCounters,
 }
@@ -78,6 +78,9 @@ pub struct BytePart {
 /// The dump's counters and timings from the manifest.
 #[derive(Debug, Serialize)]
 pub struct DumpCounters {
+    /// Time from stopping the process to writing the manifest. The dump
+    /// measures it before the commit, so the fsyncs of the commit, during
+    /// which the process stays stopped, are not included.
     pub frozen_us: u64,
     pub memory_us: u64,
     pub total_us: u64,
@@ -94,23 +97,23 @@ pub fn build(image: &LoadedImage, pid: Option<i32>) -> Stats {
     largest.sort_by(|a, b| b.size.cmp(&a.size).then(a.start.cmp(&b.start)));
     largest.truncate(TOP);
 
-    let mut most_stored: Vec<MappingSize> = sizes
+    let mut top_stored: Vec<MappingSize> = sizes
         .iter()
         .filter(|mapping| mapping.bytes_stored > 0)
         .cloned()
         .collect();
-    most_stored.sort_by(|a, b| {
+    top_stored.sort_by(|a, b| {
         b.bytes_stored
             .cmp(&a.bytes_stored)
             .then(a.start.cmp(&b.start))
     });
-    most_stored.truncate(TOP);
+    top_stored.truncate(TOP);
 
     let stats = &image.manifest.stats;
     Stats {
         objects: objects(image, &processes),
         largest_mappings: largest,
-        most_stored_mappings: most_stored,
+        top_stored_mappings: top_stored,
         bytes: bytes(image, &sizes),
         dump: DumpCounters {
             frozen_us: stats.frozen_us,
@@ -292,7 +295,7 @@ pub fn render(stats: &Stats, style: &Style) -> String {
     out.push('\n');
     out.push_str(&style.heading("Mappings with the most stored bytes"));
     out.push('\n');
-    out.push_str(&render_mappings(&stats.most_stored_mappings, style));
+    out.push_str(&render_mappings(&stats.top_stored_mappings, style));
     out.push('\n');
     out.push_str(&render_bytes(&stats.bytes, style));
     out.push('\n');

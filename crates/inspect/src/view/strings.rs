@@ -4,13 +4,13 @@
 
 use serde::Serialize;
 
-use super::{address, process_heading, selected};
+use super::{absent_line, address, process_heading, process_verified, selected, zombie_status};
 use crate::load::{LoadedImage, ProcessRecords};
 use crate::pages::PageReader;
 use crate::strings::{read_area, MissingRange, Piece};
 use crate::text::{clean, Paint, Style};
 
-/// Which area to read.
+/// The area of saved memory a view reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Area {
     Cmdline,
@@ -68,6 +68,7 @@ fn process_strings(image: &LoadedImage, records: &ProcessRecords, area: Area) ->
     };
     let (Some(process), Some(reader)) = (&records.process, PageReader::open(image, records.pid))
     else {
+        result.verified = zombie_status(records).is_some() && process_verified(records);
         return result;
     };
     let mm = &process.record.mm;
@@ -111,21 +112,25 @@ pub fn render(strings: &Strings, image: &LoadedImage, area: Area, style: &Style)
         if let Some(records) = image.process(process.pid) {
             out.push_str(&process_heading(records, process.verified, style));
         }
-        out.push_str(&render_process(process, area, style));
+        if process.readable {
+            out.push_str(&render_process(process, area, style));
+        } else {
+            out.push_str(&absent_line(
+                image.process(process.pid),
+                "process record or memory map",
+            ));
+        }
     }
     out
 }
 
 fn render_process(process: &ProcessStrings, area: Area, style: &Style) -> String {
-    if !process.readable {
-        return "  no process record or memory map to read it from\n".to_string();
-    }
-    let what = match area {
+    let noun = match area {
         Area::Cmdline => "arguments",
         Area::Env => "environment variables",
     };
     let mut out = format!(
-        "  {} {what} at {}-{}\n",
+        "  {} {noun} at {}-{}\n",
         process.strings.len(),
         address(process.start),
         address(process.end)

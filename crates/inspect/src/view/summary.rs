@@ -1,12 +1,16 @@
 //! The summary view: what the image is, whether it is intact, which
-//! processes it holds, and where its memory and bytes are.
+//! processes it contains, and where its memory and bytes are.
 
 use serde::Serialize;
 use stasis_image::{OpenFile, RecordKind, PAGE_SIZE};
 
-use super::{describe_problem, key_values, process_heading, selected, ProblemJson};
+use super::{
+    describe_problem, key_values, process_heading, process_verified, selected, zombie_status,
+    ProblemJson,
+};
 use crate::load::{LoadedImage, ProcessRecords, RestoreCheck};
 use crate::memory::MemoryCounts;
+use crate::names::wait_status;
 use crate::pages::PageReader;
 use crate::strings::read_area;
 use crate::text::{
@@ -118,6 +122,10 @@ pub struct FdCounts {
     pub char_device: u64,
     pub terminal: u64,
     pub pipe: u64,
+    pub eventfd: u64,
+    pub timerfd: u64,
+    pub signalfd: u64,
+    pub epoll: u64,
     /// Regular files that were deleted while open.
     pub deleted: u64,
 }
@@ -130,6 +138,10 @@ impl FdCounts {
         self.char_device += other.char_device;
         self.terminal += other.terminal;
         self.pipe += other.pipe;
+        self.eventfd += other.eventfd;
+        self.timerfd += other.timerfd;
+        self.signalfd += other.signalfd;
+        self.epoll += other.epoll;
         self.deleted += other.deleted;
     }
 }
@@ -214,9 +226,14 @@ fn integrity(image: &LoadedImage) -> Integrity {
 }
 
 fn process_summary(image: &LoadedImage, records: &ProcessRecords) -> ProcessSummary {
-    let verified = records.process.as_ref().is_some_and(|c| c.verified)
-        && records.memory.as_ref().is_some_and(|c| c.verified)
-        && records.fds.as_ref().is_some_and(|c| c.verified);
+    // A zombie has only its process record.
+    let verified = if zombie_status(records).is_some() {
+        process_verified(records)
+    } else {
+        records.process.as_ref().is_some_and(|c| c.verified)
+            && records.memory.as_ref().is_some_and(|c| c.verified)
+            && records.fds.as_ref().is_some_and(|c| c.verified)
+    };
     ProcessSummary {
         pid: records.pid,
         verified,
@@ -271,6 +288,10 @@ pub fn fd_counts(fds: &[stasis_image::Fd]) -> FdCounts {
             OpenFile::CharDevice { .. } => counts.char_device += 1,
             OpenFile::Terminal { .. } => counts.terminal += 1,
             OpenFile::Pipe { .. } => counts.pipe += 1,
+            OpenFile::EventFd { .. } => counts.eventfd += 1,
+            OpenFile::TimerFd { .. } => counts.timerfd += 1,
+            OpenFile::SignalFd { .. } => counts.signalfd += 1,
+            OpenFile::Epoll { .. } => counts.epoll += 1,
         }
     }
     counts
@@ -311,7 +332,11 @@ pub fn render(summary: &Summary, image: &LoadedImage, style: &Style) -> String {
         out.push_str(&render_process(process, image, style));
     }
     out.push('\n');
-    out.push_str(&render_memory(&summary.memory, style));
+    out.push_str(&render_memory(
+        &summary.memory,
+        image.processes.len() > 1,
+        style,
+    ));
     out.push_str(&unreadable_note(
         summary,
         |p| p.memory.is_none(),
@@ -326,12 +351,12 @@ pub fn render(summary: &Summary, image: &LoadedImage, style: &Style) -> String {
 }
 
 /// Returns a note that the totals above leave out the processes whose
-/// `what` is unreadable, or nothing when every one was read. Zombies have
-/// no memory map or fd table and are not counted as unreadable.
+/// record of kind `record_kind` is unreadable, or nothing when every one
+/// was read. Zombies have no memory map or fd table and are not counted.
 fn unreadable_note(
     summary: &Summary,
     missing: impl Fn(&ProcessSummary) -> bool,
-    what: &str,
+    record_kind: &str,
 ) -> String {
     let pids: Vec<String> = summary
         .processes
@@ -349,7 +374,7 @@ fn unreadable_note(
         return String::new();
     }
     format!(
-        "  (incomplete: the {what} of process {} is unreadable)\n",
+        "  (incomplete: the {record_kind} of process {} is unreadable)\n",
         pids.join(", ")
     )
 }
@@ -440,28 +465,32 @@ fn render_process(process: &ProcessSummary, image: &LoadedImage, style: &Style) 
         out.push_str("  the process record is unreadable\n");
         return out;
     };
-    let mut lines = vec![("command", render_cmdline(identity))];
-    if let Some(status) = identity.zombie_exit_status {
-        lines.push((
-            "state",
-            format!("zombie: exited with status {status}, not yet waited for"),
-        ));
-    }
-    lines.extend([
-        (
-            "ids",
-            format!(
-                "parent {}  session {}  group {}",
-                identity.ppid, identity.sid, identity.pgid
-            ),
+    let ids = (
+        "ids",
+        format!(
+            "parent {}  session {}  group {}",
+            identity.ppid, identity.sid, identity.pgid
         ),
+    );
+    if let Some(status) = identity.zombie_exit_status {
+        let state = format!(
+            "zombie: ended with {} and not yet waited for",
+            wait_status(status)
+        );
+        let lines = [("state", state), ids, ("uids", join_ids(&identity.uids))];
+        out.push_str(&key_values(&lines, 2, style));
+        return out;
+    }
+    let mut lines = vec![
+        ("command", render_cmdline(identity)),
+        ids,
         ("uids", join_ids(&identity.uids)),
         ("gids", join_ids(&identity.gids)),
         ("groups", join_ids(&identity.groups)),
         ("exe", clean(&identity.exe)),
         ("cwd", clean(&identity.cwd)),
         ("threads", render_threads(&identity.threads)),
-    ]);
+    ];
     if let Some(memory) = &process.memory {
         lines.push((
             "memory",
@@ -513,6 +542,10 @@ fn render_fd_counts(fds: &FdCounts) -> String {
         ("char_device", fds.char_device),
         ("terminal", fds.terminal),
         ("pipe", fds.pipe),
+        ("eventfd", fds.eventfd),
+        ("timerfd", fds.timerfd),
+        ("signalfd", fds.signalfd),
+        ("epoll", fds.epoll),
     ];
     let parts: Vec<String> = kinds
         .iter()
@@ -529,7 +562,9 @@ fn render_fd_counts(fds: &FdCounts) -> String {
     text
 }
 
-fn render_memory(memory: &MemoryTotals, style: &Style) -> String {
+/// Renders the memory totals. The dump keeps the skipped counters only
+/// for the whole image, so with several processes their labels note it.
+fn render_memory(memory: &MemoryTotals, several_processes: bool, style: &Style) -> String {
     let counts = &memory.counts;
     let pages = |number: u64| {
         format!(
@@ -537,6 +572,14 @@ fn render_memory(memory: &MemoryTotals, style: &Style) -> String {
             count(number, "page"),
             human_bytes(number.saturating_mul(PAGE_SIZE))
         )
+    };
+    let skipped_labels = if several_processes {
+        [
+            "skipped, never written (whole image)",
+            "skipped, equal to file (whole image)",
+        ]
+    } else {
+        ["skipped, never written", "skipped, equal to file"]
     };
     let lines = [
         ("mappings", counts.mappings.to_string()),
@@ -551,14 +594,8 @@ fn render_memory(memory: &MemoryTotals, style: &Style) -> String {
         ),
         ("anonymous stored", pages(counts.pages_anonymous_stored)),
         ("written file pages stored", pages(counts.pages_file_stored)),
-        (
-            "skipped, never written",
-            pages(memory.pages_skipped_untouched),
-        ),
-        (
-            "skipped, equal to file",
-            pages(memory.pages_skipped_equal_to_file),
-        ),
+        (skipped_labels[0], pages(memory.pages_skipped_untouched)),
+        (skipped_labels[1], pages(memory.pages_skipped_equal_to_file)),
     ];
     let mut out = style.heading("Memory");
     out.push('\n');

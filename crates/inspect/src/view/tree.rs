@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{selected, trust_label};
 use crate::load::{LoadedImage, ProcessRecords};
+use crate::names::wait_status;
 use crate::pages::PageReader;
 use crate::strings::read_area;
 use crate::text::{clean, command_line, Align, Cell, Style, Table};
@@ -139,9 +140,24 @@ fn visit(
 /// zombie state, or `None` when the arguments are not readable.
 pub fn node_command(node: &TreeNode) -> Option<String> {
     match (node.zombie_exit_status, &node.cmdline) {
-        (Some(status), _) => Some(format!("<zombie, exit status {status}>")),
+        (Some(status), _) => Some(format!("<zombie, {}>", wait_status(status))),
         (None, Some(arguments)) => Some(command_line(arguments)),
         (None, None) => None,
+    }
+}
+
+/// Returns the command line of a tree node with only the file name of
+/// argv[0], which fits a node box better than a full path.
+pub fn short_command(node: &TreeNode) -> String {
+    match (&node.cmdline, node.zombie_exit_status) {
+        (Some(arguments), None) if !arguments.is_empty() => {
+            let mut short = arguments.clone();
+            if let Some(name) = short[0].rsplit('/').next() {
+                short[0] = name.to_string();
+            }
+            command_line(&short)
+        }
+        _ => node_command(node).unwrap_or_else(|| "(command line not readable)".to_string()),
     }
 }
 

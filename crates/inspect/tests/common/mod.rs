@@ -2,12 +2,15 @@
 //! `ImageWriter`, and helpers to damage it and compare outputs with golden
 //! files.
 //!
-//! The image holds process 4242 ("sleeper"): a file mapping with one
-//! written page, a heap with two stored pages, an anonymous mapping with
-//! one, a stack whose first page holds the argument and environment
-//! strings and whose last page is not stored, and vvar/vdso. The
-//! environment runs into the page that is not stored, so the env view
-//! has a gap to report.
+//! The image contains process 4242 ("sleeper") with these mappings: a
+//! file mapping with one written page, a heap with two stored pages, an
+//! anonymous mapping with one, a stack, and vvar/vdso. The stack's stored
+//! page contains the argument and environment strings, and its last page
+//! is not stored. The environment runs into that page, so the env view
+//! has a gap to report. Its fds cover every kind: a device, a log file
+//! open twice through one description, a terminal, a directory, a
+//! deleted file, both ends of a pipe with buffered bytes, an eventfd, a
+//! timerfd, a signalfd and an epoll fd that watches two of them.
 
 #![allow(dead_code)]
 
@@ -25,7 +28,7 @@ pub const DATA: u64 = 0x40_2000;
 pub const HEAP: u64 = 0x60_0000;
 pub const ANON: u64 = 0x7f00_0000_0000;
 pub const STACK: u64 = 0x7ffd_0000_0000;
-/// The stack's stored page, which holds the strings.
+/// The stack's stored page, which contains the strings.
 pub const STRINGS_PAGE: u64 = STACK + 0x1f000;
 /// The stack's last page, which is not stored.
 pub const TOP_PAGE: u64 = STACK + 0x20000;
@@ -353,6 +356,53 @@ pub fn fd_table() -> FdTable {
             fd(5, false, pipe(false, Some(format::file_data_file_name(2)))),
             fd(6, false, pipe(true, None)),
             shared,
+            fd(
+                8,
+                true,
+                OpenFile::EventFd {
+                    flags: 0o4002,
+                    count: 3,
+                    semaphore: false,
+                },
+            ),
+            fd(
+                9,
+                true,
+                OpenFile::TimerFd {
+                    flags: 0o2,
+                    clock: 1,
+                    ticks: 2,
+                    value_ns: 250_000_000,
+                    interval_ns: 1_000_000_000,
+                },
+            ),
+            fd(
+                10,
+                true,
+                OpenFile::SignalFd {
+                    flags: 0o2,
+                    mask: 1 << 9 | 1 << 14,
+                },
+            ),
+            fd(
+                11,
+                true,
+                OpenFile::Epoll {
+                    flags: 0o2,
+                    targets: vec![
+                        EpollTarget {
+                            fd: 8,
+                            events: 0x1,
+                            data: 8,
+                        },
+                        EpollTarget {
+                            fd: 9,
+                            events: 0x8000_0001,
+                            data: 9,
+                        },
+                    ],
+                },
+            ),
         ],
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use stasis_inspect::text::Style;
 
-use super::inspect::{colour_wanted, write_stdout};
+use super::inspect::{use_colour, write_stdout};
 
 /// Compare two images: process fields, mappings, stored page contents,
 /// fds and registers.
@@ -37,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         write_stdout(line.as_bytes())?;
     } else {
         let style = Style {
-            colour: colour_wanted(),
+            colour: use_colour(),
         };
         write_stdout(stasis_inspect::diff::render(&diff, &style).as_bytes())?;
     }

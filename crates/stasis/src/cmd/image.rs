@@ -38,9 +38,10 @@ enum ImageCommand {
         ignore_checksum: bool,
     },
 
-    /// Read the JSON of a record on stdin and write the record file. The
-    /// manifest lists each file's size and hash, so a changed file must be
-    /// listed again before the image can be read.
+    /// Read the JSON of a record on stdin and write the record file.
+    ///
+    /// The manifest lists each file's size and hash, so a changed file must
+    /// be listed again before the image can be read.
     Encode {
         /// Record kind of the JSON.
         #[arg(value_enum)]

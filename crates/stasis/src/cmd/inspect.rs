@@ -1,4 +1,4 @@
-//! `stasis inspect`: show what an image holds and whether it is intact.
+//! `stasis inspect`: show what an image contains and whether it is intact.
 
 use std::io::{ErrorKind, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -11,8 +11,10 @@ use stasis_inspect::{dot, html, view, LoadedImage, Options, View};
 /// Exit status when the image is damaged; the output was still printed.
 const EXIT_DAMAGED: u8 = 2;
 
-/// Show what an image holds: by default a summary; the flags below select
-/// one other view. Exits with 2 when a file of the image failed a check.
+/// Show what an image contains and whether it is intact.
+///
+/// Prints a summary, or the one view that a flag selects. When a file of
+/// the image failed a check, prints what could be read and exits with 2.
 #[derive(clap::Args)]
 pub struct Args {
     /// Image directory written by `stasis dump`.
@@ -136,7 +138,7 @@ fn check_pid(image: &LoadedImage, pid: Option<i32>) -> anyhow::Result<()> {
         .map(|records| records.pid.to_string())
         .collect();
     bail!(
-        "process {pid} is not in the image {}; it holds process {}",
+        "process {pid} is not in the image {}, which contains process {}",
         image.dir.display(),
         pids.join(", ")
     )
@@ -145,7 +147,7 @@ fn check_pid(image: &LoadedImage, pid: Option<i32>) -> anyhow::Result<()> {
 fn print_view(image: &LoadedImage, view: View, args: &Args) -> anyhow::Result<()> {
     let options = Options {
         style: Style {
-            colour: !args.json && colour_wanted(),
+            colour: !args.json && use_colour(),
         },
         pid: args.pid,
     };
@@ -159,7 +161,7 @@ fn print_view(image: &LoadedImage, view: View, args: &Args) -> anyhow::Result<()
 }
 
 /// Returns true when stdout is a terminal and NO_COLOR is unset.
-pub(crate) fn colour_wanted() -> bool {
+pub(crate) fn use_colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
@@ -174,9 +176,9 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-fn write_file(path: &Path, bytes: &[u8], what: &str) -> anyhow::Result<()> {
+fn write_file(path: &Path, bytes: &[u8], description: &str) -> anyhow::Result<()> {
     std::fs::write(path, bytes)
-        .with_context(|| format!("writing the {what} to {} failed", path.display()))?;
-    eprintln!("wrote the {what} to {}", path.display());
+        .with_context(|| format!("writing the {description} to {} failed", path.display()))?;
+    eprintln!("wrote the {description} to {}", path.display());
     Ok(())
 }
