@@ -76,11 +76,16 @@ int main(int argc, char **argv)
 				return fail("epoll returned unknown data");
 			}
 		}
-		FILE *out = fopen(argv[1], "w");
+		/* Written to a temporary file and renamed, so readers never see a
+		 * half-written status. */
+		char temporary[4096];
+		snprintf(temporary, sizeof(temporary), "%s.tmp", argv[1]);
+		FILE *out = fopen(temporary, "w");
 		if (out) {
 			fprintf(out, "ticks=%llu events=%llu signals=%llu\n", (unsigned long long)ticks,
 				(unsigned long long)event_count, (unsigned long long)signal_count);
 			fclose(out);
+			rename(temporary, argv[1]);
 		}
 	}
 	/* Collect the event of the last tick, if the loop stopped before it. */

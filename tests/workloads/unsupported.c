@@ -4,7 +4,7 @@
  * Usage: unsupported MODE DIR
  *
  *   timer   creates a POSIX timer (timer_create) that is never armed
- *   eventfd keeps an eventfd open
+ *   inotify keeps an inotify instance open
  *   socket  keeps a Unix domain socket open (unbound and unconnected, so it sends nothing)
  *   tty     keeps both ends of a pseudoterminal open, opened with O_NOCTTY
  *
@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
     pid_t pid = getpid();
 
     if (argc != 3) {
-        fprintf(stderr, "usage: unsupported timer|eventfd|socket|tty DIR\n");
+        fprintf(stderr, "usage: unsupported timer|inotify|socket|tty DIR\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -68,10 +68,10 @@ int main(int argc, char **argv)
         if (timer_create(CLOCK_MONOTONIC, NULL, &timer) != 0)
             die("timer_create failed");
         snprintf(ready, sizeof(ready), "pid=%d timer=%d\n", (int)pid, (int)(intptr_t)timer);
-    } else if (strcmp(mode, "eventfd") == 0) {
-        int fd = eventfd(0, 0);
+    } else if (strcmp(mode, "inotify") == 0) {
+        int fd = inotify_init1(0);
         if (fd < 0)
-            die("eventfd failed");
+            die("inotify_init1 failed");
         snprintf(ready, sizeof(ready), "pid=%d fd=%d\n", (int)pid, fd);
     } else if (strcmp(mode, "socket") == 0) {
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -92,7 +92,7 @@ int main(int argc, char **argv)
             die("cannot open the pseudoterminal slave");
         snprintf(ready, sizeof(ready), "pid=%d fd=%d,%d\n", (int)pid, master, slave);
     } else {
-        fprintf(stderr, "unsupported: unknown mode %s, expected timer, eventfd, socket or tty\n",
+        fprintf(stderr, "unsupported: unknown mode %s, expected timer, inotify, socket or tty\n",
                 mode);
         return 2;
     }

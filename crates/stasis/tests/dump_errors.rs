@@ -1,6 +1,6 @@
 //! Dump of processes that have something stasis does not support yet: a
-//! second thread, a child process, a socket, a terminal. The dump must fail
-//! with an error that names the thread, child or descriptor, write no
+//! POSIX timer, an inotify fd, a socket, a terminal. The dump must fail
+//! with an error that names the timer or descriptor, write no
 //! manifest, and leave the target running as before.
 
 mod common;
@@ -131,14 +131,14 @@ fn dump_rejects_posix_timer() {
 }
 
 #[test]
-fn dump_rejects_eventfd() {
-    let Some(env) = TestEnv::new("dump_rejects_eventfd") else {
+fn dump_rejects_inotify() {
+    let Some(env) = TestEnv::new("dump_rejects_inotify") else {
         return;
     };
-    let target = Target::start(&env, "eventfd");
+    let target = Target::start(&env, "inotify");
     let fd = target.numbers("fd")[0];
 
-    assert_dump_rejected(&env, &target, "the eventfd", &[fd]);
+    assert_dump_rejected(&env, &target, "the inotify fd", &[fd]);
 }
 
 #[test]

@@ -112,8 +112,14 @@ impl Frozen {
         self.released = true;
         // SAFETY: kill(2) with a PID and signal number has no memory effects.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        for thread in &self.threads {
-            let _ = ptrace::detach(thread.tid);
+        // Each killed thread reports its exit to the tracer, and stays a
+        // traced zombie until the tracer waits for it; the process's real
+        // parent can reap it only after that. The main thread is waited for
+        // last, since it reports once every thread is gone.
+        for thread in self.threads.iter().rev() {
+            let mut status = 0;
+            // SAFETY: waitpid(2) on our own tracee with a valid status pointer.
+            unsafe { libc::waitpid(thread.tid, &mut status, libc::__WALL) };
         }
     }
 }

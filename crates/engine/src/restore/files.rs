@@ -36,6 +36,9 @@ const REOPEN_FLAGS: i32 = libc::O_ACCMODE
 /// Files opened for one process, each at an fd number above every fd
 /// number the process uses.
 pub struct OpenedFiles {
+    /// Lowest fd number of the files stasis opened; every recorded fd is
+    /// below it.
+    pub base: i32,
     pub pages: OwnedFd,
     pub exe: OwnedFd,
     pub cwd: OwnedFd,
@@ -276,6 +279,7 @@ impl OpenedFiles {
         }
 
         Ok(OpenedFiles {
+            base,
             pages,
             exe,
             cwd,

@@ -79,13 +79,22 @@ pub fn prepare(
             .step(pid, "unregistering the inherited rseq area")?;
     }
 
-    for mapping in &current {
-        if special_kind(mapping).is_none() && mapping.backing != MapBacking::Vsyscall {
-            remote.munmap(mapping.start, mapping.len()).step(
-                pid,
-                format!("unmapping {:x}-{:x}", mapping.start, mapping.end),
-            )?;
+    // Unmap everything around the special mappings: munmap accepts ranges
+    // with holes, so a few calls cover the whole address space.
+    let mut keep: Vec<(u64, u64)> = current
+        .iter()
+        .filter(|m| special_kind(m).is_some())
+        .map(|m| (m.start, m.end))
+        .collect();
+    keep.sort_unstable();
+    let mut cursor = 0;
+    for (start, end) in keep.into_iter().chain([(TASK_SIZE, TASK_SIZE)]) {
+        if start > cursor {
+            remote
+                .munmap(cursor, start - cursor)
+                .step(pid, format!("unmapping {cursor:x}-{start:x}"))?;
         }
+        cursor = cursor.max(end);
     }
 
     move_special_mappings(remote, &current, map)?;

@@ -102,6 +102,15 @@ pub fn set_fds(remote: &mut RemoteProcess, files: &OpenedFiles) -> Result<(), Re
             )
             .step(pid, format!("installing fd {target}"))?;
     }
+    // Every fd that stasis opened for the tree is at or above `base`, above
+    // every recorded fd number, so one close_range drops them all.
+    remote
+        .syscall(
+            "close_range",
+            libc::SYS_close_range,
+            [files.base as u64, u32::MAX as u64, 0, 0, 0, 0],
+        )
+        .step(pid, "closing inherited fds")?;
     let keep: Vec<i32> = files.fds.iter().map(|&(target, _, _)| target).collect();
     for fd in proc::fds(pid).step(pid, "listing inherited fds")? {
         if !keep.contains(&fd) {
@@ -111,6 +120,17 @@ pub fn set_fds(remote: &mut RemoteProcess, files: &OpenedFiles) -> Result<(), Re
         }
     }
     Ok(())
+}
+
+/// Returns the (soft, hard) limit `resource` of `pid`, read from outside.
+fn current_rlimit(pid: i32, resource: u32) -> Option<(u64, u64)> {
+    let mut old = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a null new-limit pointer only reads; `old` is a valid out-pointer.
+    let ret = unsafe { libc::prlimit64(pid, resource as _, std::ptr::null(), &mut old) };
+    (ret == 0).then_some((old.rlim_cur, old.rlim_max))
 }
 
 /// Restores personality, umask, name, timer slack, limits and timers.
@@ -150,6 +170,9 @@ pub fn set_process_state(
         .step(pid, "clearing the parent-death signal")?;
 
     for limit in &process.rlimits {
+        if current_rlimit(pid, limit.resource) == Some((limit.soft, limit.hard)) {
+            continue;
+        }
         put(remote, scratch, &words(&[limit.soft, limit.hard]))?;
         let ret = remote
             .syscall_raw(
@@ -276,8 +299,17 @@ pub fn set_sigactions(
     // SIGCHLD that a restored zombie child sent while it was made to exit.
     // Those are not the process's; its saved pending signals are queued
     // later.
+    let status = proc::status(pid).step(pid, "reading the new process's status")?;
+    let pending = status.sigpnd | status.shdpnd;
+    let changed = status.sigign | status.sigcgt;
+    let bit = |signo: u32| 1u64 << (signo - 1);
+
     put(remote, scratch, &words(&[1, 0, 0, 0]))?;
-    for action in &process.sigactions {
+    for action in process
+        .sigactions
+        .iter()
+        .filter(|a| pending & bit(a.signo) != 0)
+    {
         remote
             .syscall(
                 "rt_sigaction",
@@ -287,6 +319,14 @@ pub fn set_sigactions(
             .step(pid, format!("discarding pending signal {}", action.signo))?;
     }
     for action in &process.sigactions {
+        // A signal that has the default action both here and in the image
+        // (all fields zero, as a process never changed it) needs no call.
+        let default_here = changed & bit(action.signo) == 0 && pending & bit(action.signo) == 0;
+        let default_saved =
+            action.handler == 0 && action.flags == 0 && action.restorer == 0 && action.mask == 0;
+        if default_here && default_saved {
+            continue;
+        }
         put(
             remote,
             scratch,
@@ -354,9 +394,28 @@ pub fn set_credentials(
 ) -> Result<(), RestoreError> {
     let pid = remote.pid();
     let creds = &process.credentials;
+    let status = proc::status(pid).step(pid, "reading the new thread's credentials")?;
+    let current = stasis_image::Credentials {
+        uids: [status.ruid, status.euid, status.suid, status.fuid],
+        gids: [status.rgid, status.egid, status.sgid, status.fgid],
+        groups: status.groups.clone(),
+        cap_inheritable: status.capinh,
+        cap_permitted: status.capprm,
+        cap_effective: status.capeff,
+        cap_bounding: status.capbnd.unwrap_or(u64::MAX),
+        cap_ambient: status.capamb.unwrap_or(0),
+        securebits: 0,
+        no_new_privs: status.nonewprivs.unwrap_or(0) != 0,
+    };
+    // The new process runs as stasis does (root, all capabilities), which
+    // is also what most dumped processes had; then there is nothing to do.
+    // Securebits are not in /proc, and a new process has none set.
+    if *creds == current {
+        return Ok(());
+    }
 
     for cap in 0..=CAP_LAST {
-        if creds.cap_bounding & (1 << cap) == 0 {
+        if creds.cap_bounding & (1 << cap) == 0 && current.cap_bounding & (1 << cap) != 0 {
             remote
                 .syscall(
                     "prctl(PR_CAPBSET_DROP)",
