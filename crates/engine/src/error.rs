@@ -57,6 +57,9 @@ pub enum RestoreError {
         current: String,
     },
 
+    #[error("pid {pid} is still held by an exited process ({comm}) that its parent {parent} has not reaped after 5 s; wait until pid {pid} is free, then restore again")]
+    PidHeldByZombie { pid: i32, comm: String, parent: i32 },
+
     #[error("cannot restore on this machine: {reason}")]
     Incompatible { reason: String },
 

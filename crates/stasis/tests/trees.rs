@@ -105,6 +105,11 @@ fn family_restore_keeps_zombie_and_offset() {
         Some('Z'),
         "the zombie child is not a zombie after restore"
     );
+    assert_eq!(
+        proc_comm(nix::unistd::Pid::from_raw(zombie)).as_deref(),
+        Some("python3"),
+        "the restored zombie has another name"
+    );
     let before = line_numbers(&read_or_empty(&dir.join("log")), "parent").len();
     wait_until("the restored writers to go on", WAIT_TIMEOUT, || {
         (line_numbers(&read_or_empty(&dir.join("log")), "parent").len() >= before + 10)
@@ -138,4 +143,57 @@ fn family_restore_keeps_zombie_and_offset() {
         let expected: Vec<u64> = (1..=numbers.len() as u64).collect();
         assert_eq!(numbers, expected, "{name} lines are missing or repeated");
     }
+}
+
+#[test]
+fn dump_rejects_pipe_to_outside() {
+    let Some(env) = TestEnv::new("dump_rejects_pipe_to_outside") else {
+        return;
+    };
+    let output = env.path("output");
+    let script = format!(
+        "i=0; while true; do i=$((i+1)); echo \"line $i\"; sleep 0.01; done | cat > {}",
+        output.display()
+    );
+    let mut command = Command::new("bash");
+    command.arg("-c").arg(&script).stdin(Stdio::null());
+    let shell = env.spawn("pipeline", &mut command);
+    let children = wait_until("the pipeline to start both sides", WAIT_TIMEOUT, || {
+        let text = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
+        let pids: Vec<i32> = text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        (pids.len() >= 2 && !read_or_empty(&output).is_empty()).then_some(pids)
+    });
+    let reader = nix::unistd::Pid::from_raw(*children.last().expect("two children"));
+    for &child in &children {
+        env.track(nix::unistd::Pid::from_raw(child));
+    }
+
+    let image = env.path("image");
+    let reader_text = reader.to_string();
+    let image_text = image.to_str().expect("test paths are UTF-8");
+    let run = env.stasis(&["dump", "-t", &reader_text, "-D", image_text]);
+    assert!(
+        !run.success(),
+        "dump of one end of a pipe succeeded:\n{run}"
+    );
+    assert!(
+        run.stderr.contains("outside the dumped tree"),
+        "error does not explain the pipe:\n{run}"
+    );
+    assert!(
+        !image.join("manifest").exists(),
+        "failed dump left a manifest"
+    );
+    assert!(
+        is_running(reader),
+        "the pipe's reader is not running after the failed dump"
+    );
+    assert_eq!(
+        proc_status_value(reader, "TracerPid").as_deref(),
+        Some("0"),
+        "the pipe's reader is still traced after the failed dump"
+    );
 }

@@ -107,3 +107,69 @@ pub fn release(members: Vec<Member>) {
         }
     }
 }
+
+/// Rejects a tree with a pipe whose other end a process outside the tree
+/// holds: after restore that end would be gone, and the process would see
+/// EOF or EPIPE where the original saw more data.
+pub fn check_pipe_peers(members: &[Member]) -> Result<(), DumpError> {
+    let inside: Vec<i32> = members.iter().map(Member::pid).collect();
+    let mut pipes: Vec<(u64, i32, i32)> = Vec::new();
+    for &pid in &inside {
+        for (fd, inode) in pipe_fds(pid) {
+            pipes.push((inode, pid, fd));
+        }
+    }
+    if pipes.is_empty() {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let Some(outside) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if inside.contains(&outside) || outside == std::process::id() as i32 {
+            continue;
+        }
+        for (_, inode) in pipe_fds(outside) {
+            if let Some(&(_, pid, fd)) = pipes.iter().find(|(known, _, _)| *known == inode) {
+                let comm = proc::comm(outside, outside).unwrap_or_else(|_| "unknown".into());
+                return Err(DumpError::Unsupported {
+                    pid,
+                    reason: format!(
+                        "fd {fd} (pipe:[{inode}]) is also open in process {outside} ({comm}), which is outside the dumped tree; \
+                         dump a common ancestor of both, or close the pipe in one of them"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Returns (fd, inode) of every pipe fd of `pid`; a process that is gone
+/// or unreadable has none.
+fn pipe_fds(pid: i32) -> Vec<(i32, u64)> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            let link = std::fs::read_link(entry.path()).ok()?;
+            let inode = link
+                .to_str()?
+                .strip_prefix("pipe:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()?;
+            Some((fd, inode))
+        })
+        .collect()
+}

@@ -85,18 +85,29 @@ impl Tree {
             set_tid_size: 1,
             ..CloneArgs::default()
         };
-        // SAFETY: args is a valid clone_args of the size passed; without
-        // CLONE_VM the child gets a copy of this address space and runs only
-        // `park_child`, which calls async-signal-safe functions and never
-        // returns.
-        let ret =
-            unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, CLONE_ARGS_SIZE) };
-        if ret == 0 {
-            park_child();
-        }
-        if ret < 0 {
-            return Err(clone_error(pid, Errno::last()));
-        }
+        let mut attempts = 0;
+        let ret = loop {
+            // SAFETY: args is a valid clone_args of the size passed; without
+            // CLONE_VM the child gets a copy of this address space and runs
+            // only `park_child`, which calls async-signal-safe functions and
+            // never returns.
+            let ret = unsafe {
+                libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, CLONE_ARGS_SIZE)
+            };
+            if ret == 0 {
+                park_child();
+            }
+            if ret > 0 {
+                break ret;
+            }
+            let errno = Errno::last();
+            if errno == Errno::EEXIST && held_by_zombie(pid) && attempts < ZOMBIE_RETRIES {
+                attempts += 1;
+                std::thread::sleep(ZOMBIE_RETRY_DELAY);
+                continue;
+            }
+            return Err(clone_error(pid, errno));
+        };
         let tree = Tree {
             processes: vec![Created {
                 pid: ret as i32,
@@ -135,13 +146,23 @@ impl Tree {
             .collect();
         bytes.extend_from_slice(&pid.to_ne_bytes());
         mem::write(parent, scratch, &bytes).step(parent, "writing clone arguments")?;
-        let created = remote
-            .syscall_raw(
-                "clone3",
-                libc::SYS_clone3,
-                [scratch, CLONE_ARGS_SIZE, 0, 0, 0, 0],
-            )
-            .step(parent, format!("creating process {pid}"))?;
+        let mut attempts = 0;
+        let created = loop {
+            let created = remote
+                .syscall_raw(
+                    "clone3",
+                    libc::SYS_clone3,
+                    [scratch, CLONE_ARGS_SIZE, 0, 0, 0, 0],
+                )
+                .step(parent, format!("creating process {pid}"))?;
+            if created == -(libc::EEXIST as i64) && held_by_zombie(pid) && attempts < ZOMBIE_RETRIES
+            {
+                attempts += 1;
+                std::thread::sleep(ZOMBIE_RETRY_DELAY);
+                continue;
+            }
+            break created;
+        };
         remote.take_new_task();
         remote
             .munmap(scratch, 4096)
@@ -199,8 +220,31 @@ impl Drop for Tree {
     }
 }
 
+/// How often, and how long apart, a restore tries again to take a PID that
+/// a zombie holds: right after a dump kills a process, its PID stays taken
+/// until its parent reaps it, which init does only after a delay on some
+/// systems.
+const ZOMBIE_RETRIES: u32 = 50;
+const ZOMBIE_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether `pid` belongs to a zombie, which will free it once reaped.
+fn held_by_zombie(pid: i32) -> bool {
+    proc::stat(pid)
+        .map(|stat| stat.state == 'Z')
+        .unwrap_or(false)
+}
+
 fn clone_error(pid: i32, errno: Errno) -> RestoreError {
     if errno == Errno::EEXIST {
+        if let Ok(stat) = proc::stat(pid) {
+            if stat.state == 'Z' {
+                return RestoreError::PidHeldByZombie {
+                    pid,
+                    comm: stat.comm,
+                    parent: stat.ppid,
+                };
+            }
+        }
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "unknown".into());

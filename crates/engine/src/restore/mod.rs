@@ -234,7 +234,7 @@ fn create_tree(processes: &[ProcessImage]) -> Result<Tree, RestoreError> {
     for entry in processes {
         if let Some(status) = entry.process.zombie_exit_status {
             let created = tree.get(entry.process.pid).expect("created above");
-            sessions::make_zombie(created, status)?;
+            sessions::make_zombie(created, &entry.process.comm, status)?;
         }
     }
     Ok(tree)

@@ -74,10 +74,30 @@ pub fn place(
 
 /// Makes `created` exit with the recorded wait status, so that it stays a
 /// zombie until its restored parent waits for it.
-pub fn make_zombie(created: &mut Created, wait_status: i32) -> Result<(), RestoreError> {
+pub fn make_zombie(
+    created: &mut Created,
+    comm: &str,
+    wait_status: i32,
+) -> Result<(), RestoreError> {
     let pid = created.pid;
     let remote = created.remote()?;
     let signal = wait_status & 0x7f;
+
+    let scratch = remote
+        .mmap_anonymous(0, 4096)
+        .step(pid, "mapping a scratch page")?;
+    let mut name = comm.as_bytes().to_vec();
+    name.truncate(15);
+    name.push(0);
+    mem::write(pid, scratch, &name).step(pid, "writing the process name")?;
+    remote
+        .syscall(
+            "prctl(PR_SET_NAME)",
+            libc::SYS_prctl,
+            [libc::PR_SET_NAME as u64, scratch, 0, 0, 0, 0],
+        )
+        .step(pid, "setting the process name")?;
+
     let (nr, args) = if signal == 0 {
         (
             libc::SYS_exit_group,
