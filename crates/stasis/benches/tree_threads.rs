@@ -5,6 +5,7 @@
 //! Run as root: `cargo bench -p stasis --bench tree_threads`. Images go to
 //! /dev/shm. STASIS_BENCH_RUNS sets the number of runs (the best is kept).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,12 +83,17 @@ fn count_tasks(pid: i32) -> (usize, usize) {
 }
 
 fn measure(command: &mut Command, expected: usize, run: usize) -> (f64, f64) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the workload");
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: close_range is async-signal-safe and takes fd numbers only.
+    // Fds inherited from the caller (a pipe to a terminal multiplexer, say)
+    // would tie the workload to a process outside the tree.
+    unsafe {
+        command.pre_exec(|| {
+            libc::syscall(libc::SYS_close_range, 3, u32::MAX, 0);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("start the workload");
     let pid = child.id() as i32;
     let started = Instant::now();
     loop {
