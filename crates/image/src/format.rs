@@ -60,6 +60,9 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const MANIFEST_NAME: &str = "manifest";
 /// File name the manifest is written to before it is renamed into place.
 pub const MANIFEST_TEMP_NAME: &str = "manifest.tmp";
+/// File name of the seal that `stasis seal` adds to an image directory.
+/// The seal is not an image file and the manifest does not list it.
+pub const SEAL_FILE_NAME: &str = "seal";
 /// Maximum size of a manifest file that readers accept, in bytes.
 pub const MAX_MANIFEST_SIZE: u64 = 16 << 20;
 /// Maximum size of any other record file that readers accept, in bytes.

@@ -19,10 +19,11 @@ use crate::records::{FdTable, Manifest, MemoryMap, Process, RecordKind};
 /// Decodes the record file `bytes`, read from `path`, into its kind and a
 /// JSON value.
 ///
-/// Checks the header and size and decodes the CBOR as
-/// [`Image::read_record`](crate::Image::read_record) does, but does not
-/// check a hash or run semantic validation, so that damaged records can be
-/// inspected. Data files (pages, file data) have no JSON view.
+/// Checks the header, size and header checksum and decodes the CBOR as
+/// [`Image::read_record`](crate::Image::read_record) does. It does not
+/// check the BLAKE3 hash that the manifest lists or run semantic
+/// validation, so a record that fails those can still be inspected. Data
+/// files (pages, file data) have no JSON view.
 pub fn decode_record_file(
     bytes: &[u8],
     path: &Path,

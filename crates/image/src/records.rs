@@ -3,9 +3,11 @@
 //! Each record file holds one of the top-level types here ([`Process`],
 //! [`MemoryMap`], [`FdTable`], [`Manifest`]) encoded as CBOR after the common
 //! file header. Fields are only ever added with `#[serde(default)]`, so an
-//! older image decodes with a newer stasis. Adding a field also raises
-//! [`FORMAT_VERSION`](crate::FORMAT_VERSION): every struct rejects unknown
-//! fields, so an older stasis must not be handed a newer image.
+//! older image decodes with a newer stasis. From the first release on,
+//! adding a field also raises [`FORMAT_VERSION`](crate::FORMAT_VERSION):
+//! every struct rejects unknown fields, so an older stasis must not be
+//! handed a newer image. Until that release version 1 is not frozen, and
+//! fields added during development did not raise it.
 
 use std::fmt;
 use std::path::Path;
@@ -187,8 +189,10 @@ pub struct Process {
     pub threads: Vec<Thread>,
     pub cwd: String,
     pub root: String,
-    /// Exit status of a zombie (a process that exited and was not yet
-    /// waited for); such a record has no threads, memory or fds.
+    /// Wait status of a zombie (a process that exited and was not yet
+    /// waited for), as waitpid(2) reports it: 0x0300 for exit code 3, 9
+    /// for a kill by SIGKILL. A zombie's record has no threads, memory or
+    /// fds.
     #[serde(default)]
     pub zombie_exit_status: Option<i32>,
 }
@@ -507,12 +511,38 @@ pub enum OpenFile {
     },
     /// A signalfd and the signals it accepts.
     SignalFd { flags: u32, mask: u64 },
+    /// A socket that is bound or listening but not connected: TCP, UDP,
+    /// or a Unix socket with a path or an abstract name.
+    Socket(SocketRecord),
     /// An epoll instance and the fds registered in it, by their number in
     /// the process that holds the epoll fd.
     Epoll {
         flags: u32,
         targets: Vec<EpollTarget>,
     },
+}
+
+/// A bound or listening socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketRecord {
+    /// O_* status flags of the file (O_NONBLOCK).
+    pub flags: u32,
+    /// AF_INET, AF_INET6 or AF_UNIX.
+    pub family: i32,
+    /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET.
+    pub socket_type: i32,
+    pub protocol: i32,
+    /// The bound address as getsockname returns it (a sockaddr), or empty
+    /// if the socket is not bound.
+    pub address: Bytes,
+    /// Listen backlog, or None if the socket is not listening.
+    pub backlog: Option<u32>,
+    /// (level, option name, value) of every socket option that was saved.
+    pub options: Vec<(i32, i32, i32)>,
+    /// Inode of the socket file of a Unix socket bound to a path; restore
+    /// replaces a file at that path only if it is still this socket file.
+    pub unix_path_inode: Option<u64>,
 }
 
 /// One registration of an epoll instance.

@@ -140,8 +140,11 @@ fn overview_section(image: &LoadedImage, summary: &summary::Summary) -> String {
          <dl class=\"facts\">\n",
         escape(&image.dir.display().to_string())
     );
-    let facts = [
-        ("Integrity", badge),
+    let mut facts = vec![("Integrity", badge)];
+    if summary.integrity.seal_file_present {
+        facts.push(("Seal", escape(summary::SEAL_PRESENT)));
+    }
+    facts.extend([
         (
             "Format",
             format!(
@@ -175,7 +178,7 @@ fn overview_section(image: &LoadedImage, summary: &summary::Summary) -> String {
                 summary.image_size.files.len()
             ),
         ),
-    ];
+    ]);
     for (name, value) in facts {
         let _ = writeln!(out, "<dt>{name}</dt><dd>{value}</dd>");
     }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use stasis_image::format::{
     parse_header, payload_checksum, HEADER_SIZE, MANIFEST_NAME, MAX_MANIFEST_SIZE, MAX_RECORD_SIZE,
+    SEAL_FILE_NAME,
 };
 use stasis_image::validate::{validate_manifest, validate_memory_map};
 use stasis_image::{
@@ -41,8 +42,12 @@ pub struct LoadedImage {
     pub processes: Vec<ProcessRecords>,
     /// Problems that concern more than one file, or no listed file.
     pub problems: Vec<Problem>,
-    /// Files in the image directory that the manifest does not list.
+    /// Files in the image directory that the manifest does not list, other
+    /// than the seal.
     pub unlisted: Vec<String>,
+    /// The image directory has a seal file. Inspection does not check the
+    /// seal, because that needs a trusted public key (`stasis verify`).
+    pub seal_file_present: bool,
     pub restore_check: RestoreCheck,
 }
 
@@ -164,11 +169,16 @@ pub fn load(dir: &Path) -> Result<LoadedImage, InspectError> {
         decoded.extend(record);
     }
 
+    // A seal that is a symbolic link or not a regular file is one that
+    // `stasis verify` rejects, so it is listed as an unexpected file.
+    let seal_file_present =
+        fs::symlink_metadata(dir.join(SEAL_FILE_NAME)).is_ok_and(|metadata| metadata.is_file());
     let mut image = LoadedImage {
         dir: dir.to_path_buf(),
         processes: Vec::new(),
         problems: Vec::new(),
-        unlisted: list_unlisted(dir, &manifest),
+        unlisted: list_unlisted(dir, &manifest, seal_file_present),
+        seal_file_present,
         restore_check: RestoreCheck::Skipped,
         manifest,
         manifest_size,
@@ -577,14 +587,18 @@ fn hash_rest(file: &mut File) -> io::Result<(String, u64)> {
     Ok((hasher.finalize().to_hex().to_string(), hashed))
 }
 
-/// Returns the names in `dir` that the manifest does not list, sorted.
-fn list_unlisted(dir: &Path, manifest: &Manifest) -> Vec<String> {
-    let listed: HashSet<&str> = manifest
+/// Returns the names in `dir` that the manifest does not list, sorted,
+/// leaving out the seal file when `seal_file_present`.
+fn list_unlisted(dir: &Path, manifest: &Manifest, seal_file_present: bool) -> Vec<String> {
+    let mut listed: HashSet<&str> = manifest
         .files
         .iter()
         .map(|entry| entry.name.as_str())
         .chain([MANIFEST_NAME])
         .collect();
+    if seal_file_present {
+        listed.insert(SEAL_FILE_NAME);
+    }
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };

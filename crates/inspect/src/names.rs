@@ -3,6 +3,7 @@
 //! values are those of Linux on x86-64 (include/uapi/asm-generic/fcntl.h
 //! and include/uapi/linux/auxvec.h).
 
+use serde::Serialize;
 use stasis_image::{OpenFile, Vma, VmaKind};
 
 /// O_* flags other than the access mode, as octal values.
@@ -277,6 +278,39 @@ pub fn epoll_events(events: u32) -> String {
     names.join("|")
 }
 
+/// A status as waitpid(2) returns it, decoded for the JSON views.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WaitStatus {
+    /// The code the process passed to exit(2), 0 to 255; null when a
+    /// signal ended it.
+    pub exit_code: Option<i32>,
+    /// The signal that killed the process; null when it exited.
+    pub signal: Option<i32>,
+    pub core_dumped: bool,
+    /// The text the text views show, such as `exit code 7`.
+    pub description: String,
+}
+
+impl WaitStatus {
+    /// Decodes `status` with the rules of the WIFEXITED and WIFSIGNALED
+    /// macros of glibc.
+    pub fn decode(status: i32) -> WaitStatus {
+        let signal = status & 0x7f;
+        let (exit_code, killed_by) = match signal {
+            0 => (Some((status >> 8) & 0xff), None),
+            // 0x7f marks a stopped process, which has neither.
+            0x7f => (None, None),
+            _ => (None, Some(signal)),
+        };
+        WaitStatus {
+            exit_code,
+            signal: killed_by,
+            core_dumped: killed_by.is_some() && status & 0x80 != 0,
+            description: wait_status(status),
+        }
+    }
+}
+
 /// Describes a status as waitpid(2) returns it: `exit code 7`,
 /// `killed by signal 9`, `killed by signal 11 (core dumped)`.
 pub fn wait_status(status: i32) -> String {
@@ -307,6 +341,7 @@ pub fn fd_kind(file: &OpenFile) -> &'static str {
         OpenFile::TimerFd { .. } => "timerfd",
         OpenFile::SignalFd { .. } => "signalfd",
         OpenFile::Epoll { .. } => "epoll",
+        OpenFile::Socket(_) => "socket",
     }
 }
 
@@ -371,6 +406,27 @@ mod tests {
     fn epoll_event_decoding() {
         assert_eq!(epoll_events(0x8000_0001), "EPOLLIN|EPOLLET");
         assert_eq!(epoll_events(0x4_0000), "0x40000");
+    }
+
+    #[test]
+    fn wait_status_struct_decoding() {
+        let exited = WaitStatus::decode(3 << 8);
+        assert_eq!(exited.exit_code, Some(3));
+        assert_eq!(exited.signal, None);
+        assert!(!exited.core_dumped);
+        assert_eq!(exited.description, "exit code 3");
+
+        let killed = WaitStatus::decode(9);
+        assert_eq!(killed.exit_code, None);
+        assert_eq!(killed.signal, Some(9));
+        assert!(!killed.core_dumped);
+
+        let dumped = WaitStatus::decode(11 | 0x80);
+        assert_eq!(dumped.signal, Some(11));
+        assert!(dumped.core_dumped);
+
+        let stopped = WaitStatus::decode(0x137f);
+        assert_eq!((stopped.exit_code, stopped.signal), (None, None));
     }
 
     #[test]

@@ -217,3 +217,83 @@ fn strings_from_image_are_escaped_in_text() {
         assert!(text.contains("evil\\x1b[2J"), "{view_kind:?}: {text}");
     }
 }
+
+#[test]
+fn zombie_wait_status_is_decoded() {
+    let temp = TempDir::new("zombies");
+    let dir = temp.path().join("image");
+    let mut parts = parts();
+    for (pid, status) in [(PID + 1, 3 << 8), (PID + 2, 9)] {
+        let mut zombie = process();
+        zombie.pid = pid;
+        zombie.ppid = PID;
+        zombie.threads.clear();
+        zombie.zombie_exit_status = Some(status);
+        parts.zombies.push(zombie);
+        parts.manifest.processes.push(pid);
+    }
+    write_image(&dir, &parts);
+    let image = load(&dir).expect("load");
+    assert!(!image.is_damaged(), "{:?}", image.all_problems());
+
+    let tree = view::text(&image, View::Tree, &Options::default());
+    assert!(tree.contains("<zombie, exit code 3>"), "{tree}");
+    assert!(tree.contains("<zombie, killed by signal 9>"), "{tree}");
+    assert!(!tree.contains("768"), "raw wait status in the tree: {tree}");
+    let summary = view::text(&image, View::Summary, &Options::default());
+    assert!(
+        summary.contains("zombie: ended with exit code 3 and not yet waited for"),
+        "{summary}"
+    );
+
+    let tree = json(&image, View::Tree);
+    let exited = &tree["processes"][1];
+    assert_eq!(exited["pid"], PID + 1, "{tree}");
+    assert_eq!(exited["zombie_exit_status"], 3 << 8);
+    assert_eq!(exited["zombie_exit"]["exit_code"], 3);
+    assert_eq!(exited["zombie_exit"]["signal"], Value::Null);
+    assert_eq!(exited["zombie_exit"]["description"], "exit code 3");
+    let killed = &tree["processes"][2];
+    assert_eq!(killed["zombie_exit"]["exit_code"], Value::Null, "{tree}");
+    assert_eq!(killed["zombie_exit"]["signal"], 9);
+    assert_eq!(tree["processes"][0]["zombie_exit"], Value::Null);
+
+    let summary = json(&image, View::Summary);
+    assert_eq!(
+        summary["processes"][1]["zombie_exit"]["exit_code"], 3,
+        "{summary}"
+    );
+    assert_eq!(summary["processes"][2]["zombie_exit"]["signal"], 9);
+}
+
+#[test]
+fn seal_file_is_expected_not_unlisted() {
+    let (_temp, dir) = fixed_image("sealed");
+    std::fs::write(dir.join("seal"), b"stasis-seal 1\n").expect("write seal");
+    let image = load(&dir).expect("load");
+    assert!(image.seal_file_present);
+    assert!(image.unlisted.is_empty(), "{:?}", image.unlisted);
+
+    let text = view::text(&image, View::Summary, &Options::default());
+    assert!(
+        text.contains("Seal       seal file present, not checked here"),
+        "{text}"
+    );
+    assert!(text.contains("stasis verify"), "{text}");
+    assert!(!text.contains("not in the manifest"), "{text}");
+    let summary = json(&image, View::Summary);
+    assert_eq!(summary["integrity"]["seal_file_present"], true);
+    assert_eq!(
+        summary["integrity"]["unlisted_files"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn seal_directory_is_unlisted() {
+    let (_temp, dir) = fixed_image("seal-dir");
+    std::fs::create_dir(dir.join("seal")).expect("create directory");
+    let image = load(&dir).expect("load");
+    assert!(!image.seal_file_present);
+    assert_eq!(image.unlisted, vec!["seal".to_string()]);
+}

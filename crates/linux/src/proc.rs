@@ -181,7 +181,7 @@ pub enum MapBacking {
     Vvar,
     VvarVclock,
     Vsyscall,
-    /// Any other pseudo-path ([uprobes], SysV shm, …).
+    /// Any other pseudo-path (`[uprobes]`, SysV shm, …).
     Other(String),
 }
 

@@ -2,7 +2,7 @@
 //!
 //! stasis runs no code of its own inside the target. To make the target
 //! call `mmap` or `rt_sigaction`, it points the target's instruction pointer
-//! at a `syscall` instruction found in the target's own [vdso], loads the
+//! at a `syscall` instruction found in the target's own `[vdso]`, loads the
 //! arguments into registers and lets the target run exactly that one
 //! instruction under PTRACE_SYSCALL: one stop at syscall entry, one at exit,
 //! where the result is read from `rax`. The vdso is used because every
@@ -37,7 +37,7 @@ pub struct RemoteProcess {
 
 impl RemoteProcess {
     /// Prepares to run system calls in `pid`, which must be seized and in an
-    /// event stop. `vdso` is the (start, end) of its [vdso] mapping.
+    /// event stop. `vdso` is the (start, end) of its `[vdso]` mapping.
     pub fn new(pid: i32, vdso: (u64, u64)) -> Result<RemoteProcess> {
         let gadget = find_syscall_gadget(pid, vdso)?;
         let regs = ptrace::get_regs(pid)?;
@@ -214,7 +214,7 @@ impl RemoteProcess {
     }
 }
 
-/// Finds a `syscall` instruction in the executable [vdso] of `pid`.
+/// Finds a `syscall` instruction in the executable `[vdso]` of `pid`.
 fn find_syscall_gadget(pid: i32, vdso: (u64, u64)) -> Result<u64> {
     let mut text = vec![0u8; (vdso.1 - vdso.0) as usize];
     crate::mem::read(pid, vdso.0, &mut text)?;

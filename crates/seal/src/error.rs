@@ -44,6 +44,18 @@ pub enum SealError {
     InvalidKeyFile { path: PathBuf, message: String },
 
     #[error(
+        "{path} is a public key file, but this needs the private key; pass the private key file \
+         (KEYFILE from `stasis key generate`, not KEYFILE.pub)"
+    )]
+    PublicKeyGiven { path: PathBuf },
+
+    #[error(
+        "{path} is a private key file, but this needs a public key; use the public key file \
+         (KEYFILE.pub from `stasis key generate`), and keep the private key on the sealing host"
+    )]
+    PrivateKeyGiven { path: PathBuf },
+
+    #[error(
         "{path} is writable by group or other users (mode {mode:04o}) or not owned by root \
          (owner uid {uid}), so it cannot be trusted; make it owned by root with mode 0644 or \
          stricter"

@@ -29,7 +29,7 @@ use crate::error::SealError;
 use crate::key::PrivateKey;
 
 /// File name of the seal inside an image directory.
-pub const SEAL_FILE_NAME: &str = "seal";
+pub use stasis_image::format::SEAL_FILE_NAME;
 /// File name the seal is written to before it is renamed into place.
 pub const SEAL_TEMP_NAME: &str = "seal.tmp";
 /// The word at the start of a seal file.

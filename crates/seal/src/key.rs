@@ -73,10 +73,16 @@ impl fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Loads the private key file `path`.
     ///
-    /// Rejects a file whose mode gives group or other users any access
-    /// ([`SealError::KeyPermissions`]), before its contents are read.
+    /// Rejects a file that is not a private key file, such as a public key
+    /// file ([`SealError::PublicKeyGiven`]), and then a file whose mode
+    /// gives group or other users any access ([`SealError::KeyPermissions`]).
     pub fn load(path: &Path) -> Result<PrivateKey, SealError> {
         let (file, metadata) = open_regular(path, Symlinks::Follow)?;
+        let bytes = Zeroizing::new(read_opened(file, &metadata, path, MAX_KEY_FILE_SIZE)?);
+        // The contents are checked before the mode: a public key file has
+        // mode 0644, and passed here by mistake it should be reported as
+        // the wrong file, not as a private key that others can read.
+        let seed = decode_key_file(&bytes, PRIVATE_KEY_HEADER, path)?;
         let mode = metadata.permissions().mode() & 0o7777;
         if mode & GROUP_OTHER_BITS != 0 {
             return Err(SealError::KeyPermissions {
@@ -84,8 +90,6 @@ impl PrivateKey {
                 mode,
             });
         }
-        let bytes = Zeroizing::new(read_opened(file, &metadata, path, MAX_KEY_FILE_SIZE)?);
-        let seed = decode_key_file(&bytes, PRIVATE_KEY_HEADER, path)?;
         Ok(PrivateKey {
             signing: SigningKey::from_bytes(&seed),
             path: path.to_path_buf(),
@@ -245,16 +249,12 @@ fn decode_key_file(
     let mut lines = text.split('\n');
     let first = lines.next().unwrap_or_default();
     if first != header {
-        let message = match first {
-            PRIVATE_KEY_HEADER => {
-                "it is a private key file, but a public key file is needed here".to_string()
-            }
-            PUBLIC_KEY_HEADER => {
-                "it is a public key file, but a private key file is needed here".to_string()
-            }
-            _ => format!("the first line must be {header:?}"),
-        };
-        return Err(SealError::invalid_key(path, message));
+        let path = path.to_path_buf();
+        return Err(match first {
+            PRIVATE_KEY_HEADER => SealError::PrivateKeyGiven { path },
+            PUBLIC_KEY_HEADER => SealError::PublicKeyGiven { path },
+            _ => SealError::invalid_key(path, format!("the first line must be {header:?}")),
+        });
     }
 
     let Some(digits) = lines.next() else {
@@ -396,16 +396,34 @@ mod tests {
 
         let error = PublicKey::load(&path).unwrap_err();
         assert!(
-            error.to_string().contains("it is a private key file"),
+            matches!(error, SealError::PrivateKeyGiven { .. }),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("is a private key file"),
             "{error}"
         );
 
         fs::set_permissions(&generated.public_path, fs::Permissions::from_mode(0o600)).unwrap();
         let error = PrivateKey::load(&generated.public_path).unwrap_err();
+        assert!(matches!(error, SealError::PublicKeyGiven { .. }), "{error}");
         assert!(
-            error.to_string().contains("it is a public key file"),
+            error.to_string().contains("is a public key file"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn public_key_as_private_is_named_before_mode() {
+        let temp = TempDir::new();
+        let generated = generate_key_pair(&temp.path().join("signer")).unwrap();
+        fs::set_permissions(&generated.public_path, fs::Permissions::from_mode(0o644)).unwrap();
+
+        let error = PrivateKey::load(&generated.public_path).unwrap_err();
+        assert!(matches!(error, SealError::PublicKeyGiven { .. }), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("pass the private key file"), "{message}");
+        assert!(!message.contains("chmod"), "{message}");
     }
 
     #[test]

@@ -83,7 +83,10 @@ fn count_tasks(pid: i32) -> (usize, usize) {
 }
 
 fn measure(command: &mut Command, expected: usize, run: usize) -> (f64, f64) {
-    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: close_range is async-signal-safe and takes fd numbers only.
     // Fds inherited from the caller (a pipe to a terminal multiplexer, say)
     // would tie the workload to a process outside the tree.

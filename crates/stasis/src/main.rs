@@ -6,6 +6,7 @@
 mod cmd;
 mod output;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -79,6 +80,9 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only help a reader at a terminal; in a log file or
+        // a pipe they are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

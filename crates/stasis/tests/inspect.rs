@@ -621,6 +621,8 @@ fn tree_image_with_pipe_and_zombie() {
         .find(|node| !node["zombie_exit_status"].is_null())
         .expect("a zombie in the tree");
     assert_eq!(zombie["zombie_exit_status"], 7 << 8);
+    assert_eq!(zombie["zombie_exit"]["exit_code"], 7, "{zombie}");
+    assert!(zombie["zombie_exit"]["signal"].is_null(), "{zombie}");
 
     let text = inspect(&image, &["--tree"]);
     assert!(

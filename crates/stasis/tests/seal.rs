@@ -300,6 +300,16 @@ fn group_readable_key_is_rejected() {
     let run = env.stasis(&["seal", text(&env.path("no-image")), "--key", text(&private)]);
     assert_failed_with(&run, &["signer", "mode 0640", "chmod 600"]);
 
+    // The public key file (mode 0644) passed as the private key is named as
+    // the wrong file, not as a private key with a bad mode.
+    let public = public_key(&private);
+    let run = env.stasis(&["seal", text(&env.path("no-image")), "--key", text(&public)]);
+    assert_failed_with(
+        &run,
+        &["signer.pub", "is a public key file", "pass the private key"],
+    );
+    assert!(!run.stderr.contains("chmod"), "{run}");
+
     // dump --seal checks the key before it touches the target.
     let pid = spawn_sleep(&env);
     let image = env.path("img");
@@ -353,6 +363,18 @@ fn sealed_image_verifies() {
     assert_eq!(report["seal"]["status"], "valid", "{json}");
     assert_eq!(report["files"].as_array().map(Vec::len), Some(4), "{json}");
     assert_eq!(report["problems"], serde_json::json!([]), "{json}");
+
+    // inspect expects the seal file and points to verify for checking it.
+    let inspected = env.stasis(&["inspect", text(&image)]);
+    assert!(inspected.success(), "{inspected}");
+    assert!(
+        inspected.stdout.contains("seal file present"),
+        "{inspected}"
+    );
+    assert!(
+        !inspected.stdout.contains("not in the manifest"),
+        "{inspected}"
+    );
 }
 
 #[test]

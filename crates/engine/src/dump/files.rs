@@ -139,6 +139,8 @@ pub fn collect(
             }
         } else if kind.is_fifo() && link.starts_with("pipe:[") {
             save_pipe(pid, fd, &link_path, flags, meta.ino(), image, descriptions)?
+        } else if kind.is_socket() {
+            crate::dump::socket::describe(pid, fd, &link, flags, meta.ino())?
         } else if let Some(file) = crate::dump::anon::describe(pid, fd, &link, flags)? {
             file
         } else {

@@ -80,7 +80,7 @@ impl Frozen {
     }
 
     /// Returns the remote-syscall handle of thread `index`, creating it on
-    /// first use. `vdso` is the (start, end) of the [vdso] mapping.
+    /// first use. `vdso` is the (start, end) of the `[vdso]` mapping.
     pub fn remote(&mut self, index: usize, vdso: (u64, u64)) -> Result<&mut RemoteProcess> {
         let thread = &mut self.threads[index];
         if thread.remote.is_none() {

@@ -17,6 +17,7 @@ mod files;
 mod freeze;
 mod memory;
 mod process;
+mod socket;
 mod tree;
 
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ use tracing::info;
 use crate::error::{DumpError, DumpStep};
 use freeze::Frozen;
 use tree::Member;
+
+pub(crate) use socket::unix_path as socket_path;
 
 /// What to dump and how.
 #[derive(Debug, Clone)]
@@ -155,6 +158,14 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
         return Err(DumpError::Unsupported {
             pid,
             reason: format!("it has POSIX timer {id} (timer_create), which stasis cannot save yet"),
+        });
+    }
+    let own_net = std::fs::read_link("/proc/self/ns/net").ok();
+    let target_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    if own_net != target_net {
+        return Err(DumpError::Unsupported {
+            pid,
+            reason: "it runs in another network namespace, which stasis cannot save yet".into(),
         });
     }
     let own_ns = std::fs::read_link("/proc/self/ns/pid").ok();

@@ -156,10 +156,13 @@ impl Descriptions {
             open_at(Path::new(&path), access | libc::O_NONBLOCK, self.base)?
         } else {
             *taken = true;
-            end.try_clone().map_err(|source| RestoreError::Open {
+            // try_clone would take the lowest free number, which may be one
+            // of the recorded fd numbers; the copy must stay above them.
+            let copy = end.try_clone().map_err(|source| RestoreError::Open {
                 path: format!("pipe:[{inode}]"),
                 source,
-            })?
+            })?;
+            move_above(copy, self.base, Path::new("pipe"))?
         };
         let status = flags as i32 & (libc::O_NONBLOCK | libc::O_DIRECT);
         // SAFETY: F_SETFL on a valid fd with status flags only.
@@ -389,6 +392,10 @@ fn open_fd(
                 });
             }
             Ok(fd)
+        }
+        OpenFile::Socket(record) => {
+            let fd = crate::restore::socket::create(record)?;
+            move_above(fd, base, Path::new("a socket"))
         }
         OpenFile::EventFd { .. }
         | OpenFile::TimerFd { .. }

@@ -1,7 +1,7 @@
 //! Rebuilding the address space inside the new process.
 //!
 //! The new process starts as a copy of stasis. Every mapping except the
-//! kernel's special ones ([vvar], [vvar_vclock], [vdso], [vsyscall]) is
+//! kernel's special ones (`[vvar]`, `[vvar_vclock]`, `[vdso]`, `[vsyscall]`) is
 //! unmapped; the special mappings are moved with mremap to the recorded
 //! addresses; then each recorded VMA is mapped at its address and the
 //! saved pages are read into it by the process itself with pread64 from
@@ -106,7 +106,7 @@ pub fn prepare(
     Ok(scratch)
 }
 
-/// Moves [vvar], [vvar_vclock] and [vdso] to the addresses in the image,
+/// Moves `[vvar]`, `[vvar_vclock]` and `[vdso]` to the addresses in the image,
 /// through a free area so that no move overlaps another mapping.
 fn move_special_mappings(
     remote: &mut RemoteProcess,

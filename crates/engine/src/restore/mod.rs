@@ -23,6 +23,7 @@ mod files;
 mod memory;
 mod process;
 mod sessions;
+mod socket;
 mod threads;
 
 use std::path::PathBuf;
@@ -311,7 +312,7 @@ fn rebuild(
     Ok(tids)
 }
 
-/// Returns the (start, end) of the [vdso] mapping of `pid`.
+/// Returns the (start, end) of the `[vdso]` mapping of `pid`.
 fn vdso_of(pid: i32) -> Result<(u64, u64), RestoreError> {
     proc::mappings(pid)
         .step(pid, "reading the new process's mappings")?

@@ -222,9 +222,70 @@ pub fn entry(fd: &Fd) -> FdEntry {
             entry.flags = *flags;
             entry.detail = Some(epoll_detail(targets));
         }
+        OpenFile::Socket(record) => {
+            entry.path = socket_address(record);
+            entry.flags = record.flags;
+            entry.detail = Some(match record.backlog {
+                Some(backlog) => format!("listening, backlog {backlog}"),
+                None => "bound".to_string(),
+            });
+        }
     }
     entry.flags_decoded = open_flags(entry.flags);
     entry
+}
+
+/// Describes a socket's family, type and bound address in words.
+fn socket_address(record: &stasis_image::SocketRecord) -> String {
+    let address = &record.address.0;
+    let kind = match record.socket_type {
+        libc_consts::SOCK_STREAM => "stream",
+        libc_consts::SOCK_DGRAM => "datagram",
+        libc_consts::SOCK_SEQPACKET => "seqpacket",
+        _ => "socket",
+    };
+    let port = |bytes: &[u8]| u16::from_be_bytes([bytes[2], bytes[3]]);
+    match record.family {
+        libc_consts::AF_INET if address.len() >= 8 => format!(
+            "inet {kind} {}.{}.{}.{}:{}",
+            address[4],
+            address[5],
+            address[6],
+            address[7],
+            port(address)
+        ),
+        libc_consts::AF_INET6 if address.len() >= 24 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&address[8..24]);
+            format!(
+                "inet6 {kind} [{}]:{}",
+                std::net::Ipv6Addr::from(octets),
+                port(address)
+            )
+        }
+        libc_consts::AF_UNIX => {
+            let name = address.get(2..).unwrap_or_default();
+            let end = name
+                .iter()
+                .skip(1)
+                .position(|&b| b == 0)
+                .map_or(name.len(), |i| i + 1);
+            let text = String::from_utf8_lossy(&name[..end]).replace('\0', "@");
+            format!("unix {kind} {text}")
+        }
+        family => format!("{kind} of family {family}"),
+    }
+}
+
+/// Address families and socket types as Linux numbers them, so that this
+/// crate needs no libc.
+mod libc_consts {
+    pub const AF_UNIX: i32 = 1;
+    pub const AF_INET: i32 = 2;
+    pub const AF_INET6: i32 = 10;
+    pub const SOCK_STREAM: i32 = 1;
+    pub const SOCK_DGRAM: i32 = 2;
+    pub const SOCK_SEQPACKET: i32 = 5;
 }
 
 /// Describes a timerfd: its clock, the time to the next expiration and

@@ -10,13 +10,18 @@ use super::{
 };
 use crate::load::{LoadedImage, ProcessRecords, RestoreCheck};
 use crate::memory::MemoryCounts;
-use crate::names::wait_status;
+use crate::names::{wait_status, WaitStatus};
 use crate::pages::PageReader;
 use crate::strings::read_area;
 use crate::text::{
     clean, command_line, count, human_bytes, percent, rfc3339_utc, share, Align, Cell, Paint,
     Style, Table,
 };
+
+/// Summary text for an image directory that has a seal file. Checking the
+/// seal needs a trusted public key, which `stasis inspect` does not take.
+pub const SEAL_PRESENT: &str =
+    "seal file present, not checked here; check it with stasis verify DIR --pubkey PUBFILE";
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -55,8 +60,11 @@ pub struct Integrity {
     pub failures: Vec<ProblemJson>,
     /// `passed`, `failed` or `skipped` (not run because files failed).
     pub restore_check: &'static str,
-    /// Files in the directory that the manifest does not list.
+    /// Files in the directory that the manifest does not list, other than
+    /// the seal.
     pub unlisted_files: Vec<String>,
+    /// The directory has a seal file, which inspection does not check.
+    pub seal_file_present: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,9 +97,11 @@ pub struct Identity {
     pub gids: [u32; 4],
     pub groups: Vec<u32>,
     pub threads: Vec<ThreadSummary>,
-    /// Exit status of a zombie (exited, not yet waited for); null for a
-    /// live process.
+    /// Wait status of a zombie (exited, not yet waited for), as waitpid(2)
+    /// returns it; null for a live process.
     pub zombie_exit_status: Option<i32>,
+    /// The same status decoded; null for a live process.
+    pub zombie_exit: Option<WaitStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,6 +133,7 @@ pub struct FdCounts {
     pub terminal: u64,
     pub pipe: u64,
     pub eventfd: u64,
+    pub socket: u64,
     pub timerfd: u64,
     pub signalfd: u64,
     pub epoll: u64,
@@ -139,6 +150,7 @@ impl FdCounts {
         self.terminal += other.terminal;
         self.pipe += other.pipe;
         self.eventfd += other.eventfd;
+        self.socket += other.socket;
         self.timerfd += other.timerfd;
         self.signalfd += other.signalfd;
         self.epoll += other.epoll;
@@ -222,6 +234,7 @@ fn integrity(image: &LoadedImage) -> Integrity {
             RestoreCheck::Skipped => "skipped",
         },
         unlisted_files: image.unlisted.clone(),
+        seal_file_present: image.seal_file_present,
     }
 }
 
@@ -271,6 +284,7 @@ fn identity(image: &LoadedImage, records: &ProcessRecords) -> Option<Identity> {
             })
             .collect(),
         zombie_exit_status: process.zombie_exit_status,
+        zombie_exit: process.zombie_exit_status.map(WaitStatus::decode),
     })
 }
 
@@ -289,6 +303,7 @@ pub fn fd_counts(fds: &[stasis_image::Fd]) -> FdCounts {
             OpenFile::Terminal { .. } => counts.terminal += 1,
             OpenFile::Pipe { .. } => counts.pipe += 1,
             OpenFile::EventFd { .. } => counts.eventfd += 1,
+            OpenFile::Socket(_) => counts.socket += 1,
             OpenFile::TimerFd { .. } => counts.timerfd += 1,
             OpenFile::SignalFd { .. } => counts.signalfd += 1,
             OpenFile::Epoll { .. } => counts.epoll += 1,
@@ -381,7 +396,7 @@ fn unreadable_note(
 
 fn render_header(summary: &Summary, image: &LoadedImage, style: &Style) -> String {
     let host = &summary.host;
-    let lines = [
+    let mut lines = vec![
         ("Image", clean(&image.dir.display().to_string())),
         (
             "Format",
@@ -407,6 +422,9 @@ fn render_header(summary: &Summary, image: &LoadedImage, style: &Style) -> Strin
             render_integrity_line(&summary.integrity, style),
         ),
     ];
+    if summary.integrity.seal_file_present {
+        lines.push(("Seal", SEAL_PRESENT.to_string()));
+    }
     let mut out = key_values(&lines, 0, style);
     for failure in &summary.integrity.failures {
         let problem = crate::load::Problem {
@@ -543,6 +561,7 @@ fn render_fd_counts(fds: &FdCounts) -> String {
         ("terminal", fds.terminal),
         ("pipe", fds.pipe),
         ("eventfd", fds.eventfd),
+        ("socket", fds.socket),
         ("timerfd", fds.timerfd),
         ("signalfd", fds.signalfd),
         ("epoll", fds.epoll),

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{selected, trust_label};
 use crate::load::{LoadedImage, ProcessRecords};
-use crate::names::wait_status;
+use crate::names::{wait_status, WaitStatus};
 use crate::pages::PageReader;
 use crate::strings::read_area;
 use crate::text::{clean, command_line, Align, Cell, Style, Table};
@@ -30,8 +30,11 @@ pub struct TreeNode {
     pub comm: Option<String>,
     pub cmdline: Option<Vec<String>>,
     pub verified: bool,
-    /// Exit status of a zombie; null for a live process.
+    /// Wait status of a zombie, as waitpid(2) returns it; null for a live
+    /// process.
     pub zombie_exit_status: Option<i32>,
+    /// The same status decoded; null for a live process.
+    pub zombie_exit: Option<WaitStatus>,
     /// 0 for a process whose parent is not in the image.
     pub depth: usize,
     /// PIDs of the children in the image, ascending.
@@ -65,6 +68,9 @@ fn node(image: &LoadedImage, records: &ProcessRecords) -> TreeNode {
         cmdline,
         verified: process.is_some_and(|checked| checked.verified),
         zombie_exit_status: process.and_then(|checked| checked.record.zombie_exit_status),
+        zombie_exit: process
+            .and_then(|checked| checked.record.zombie_exit_status)
+            .map(WaitStatus::decode),
         depth: 0,
         children: Vec::new(),
     }
@@ -147,7 +153,7 @@ pub fn node_command(node: &TreeNode) -> Option<String> {
 }
 
 /// Returns the command line of a tree node with only the file name of
-/// argv[0], which fits a node box better than a full path.
+/// `argv[0]`, which fits a node box better than a full path.
 pub fn short_command(node: &TreeNode) -> String {
     match (&node.cmdline, node.zombie_exit_status) {
         (Some(arguments), None) if !arguments.is_empty() => {
@@ -236,6 +242,7 @@ mod tests {
             cmdline: None,
             verified: true,
             zombie_exit_status: None,
+            zombie_exit: None,
             depth: 0,
             children: Vec::new(),
         }

@@ -441,6 +441,9 @@ pub struct Parts {
     pub fds: FdTable,
     pub pages: Vec<u8>,
     pub manifest: Manifest,
+    /// Process records of zombies, written with no other files; their
+    /// PIDs must also be added to `manifest.processes`.
+    pub zombies: Vec<Process>,
 }
 
 pub fn parts() -> Parts {
@@ -450,6 +453,7 @@ pub fn parts() -> Parts {
         fds: fd_table(),
         pages: page_data(),
         manifest: manifest(),
+        zombies: Vec::new(),
     }
 }
 
@@ -487,6 +491,11 @@ pub fn write_image(dir: &Path, parts: &Parts) {
     writer
         .write_record(&format::process_file_name(PID), &parts.process)
         .expect("write process");
+    for zombie in &parts.zombies {
+        writer
+            .write_record(&format::process_file_name(zombie.pid), zombie)
+            .expect("write zombie process");
+    }
     writer.commit(parts.manifest.clone()).expect("commit");
 }
 

@@ -1,4 +1,5 @@
-//! `stasis dump`: checkpoint a running process into an image directory.
+//! `stasis dump`: checkpoint a running process and its descendants into an
+//! image directory.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,11 +12,13 @@ use crate::cmd;
 use crate::cmd::seal::SealSummary;
 use crate::output::{self, human_bytes};
 
-/// Checkpoint a running process into an image directory.
+/// Checkpoint a running process and all its descendants into an image
+/// directory.
 #[derive(clap::Args)]
 pub struct Args {
-    /// PID of the process to dump.
-    #[arg(short = 't', long = "tree")]
+    /// PID of the process to dump, the root of the tree: all its
+    /// descendants are dumped with it.
+    #[arg(short = 't', long = "tree", value_name = "PID")]
     pid: i32,
 
     /// Image directory to create (must not exist, or be empty).

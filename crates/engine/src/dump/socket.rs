@@ -1,0 +1,247 @@
+//! Saving sockets that are bound or listening but carry no connection:
+//! TCP and UDP over IPv4 and IPv6, and Unix sockets with a path or an
+//! abstract name. A connected socket (TCP connection, socketpair, Unix
+//! client) stops the dump with an error naming it.
+//!
+//! stasis takes its own handle on the target's socket with pidfd_getfd and
+//! reads the family, type, address and options from it. The listen backlog
+//! of a TCP socket comes from /proc/net/tcp, whose tx_queue column holds
+//! it for listening sockets.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use stasis_image::{Bytes, OpenFile, SocketRecord};
+
+use crate::error::DumpError;
+
+/// Socket options saved for every socket, as (level, name).
+const OPTIONS: [(i32, i32); 5] = [
+    (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+    (libc::SOL_SOCKET, libc::SO_REUSEPORT),
+    (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+    (libc::SOL_SOCKET, libc::SO_BROADCAST),
+    (libc::SOL_SOCKET, libc::SO_PASSCRED),
+];
+/// Options saved for TCP sockets.
+const TCP_OPTIONS: [(i32, i32); 1] = [(libc::IPPROTO_TCP, libc::TCP_NODELAY)];
+/// Options saved for IPv6 sockets.
+const IPV6_OPTIONS: [(i32, i32); 1] = [(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)];
+
+fn unsupported(pid: i32, fd: i32, link: &str, what: &str) -> DumpError {
+    DumpError::Unsupported {
+        pid,
+        reason: format!("fd {fd} ({link}) is {what}, which stasis cannot save yet"),
+    }
+}
+
+/// Returns the record of socket `fd` of `pid`.
+pub fn describe(
+    pid: i32,
+    fd: i32,
+    link: &str,
+    flags: u32,
+    inode: u64,
+) -> Result<OpenFile, DumpError> {
+    let socket = take_handle(pid, fd)?;
+    let raw = socket.as_raw_fd();
+    let io = |source: std::io::Error| DumpError::Io {
+        path: format!("/proc/{pid}/fd/{fd}").into(),
+        source,
+    };
+    let family = get_int(raw, libc::SOL_SOCKET, libc::SO_DOMAIN).map_err(io)?;
+    let socket_type = get_int(raw, libc::SOL_SOCKET, libc::SO_TYPE).map_err(io)?;
+    let protocol = get_int(raw, libc::SOL_SOCKET, libc::SO_PROTOCOL).map_err(io)?;
+    let listening = get_int(raw, libc::SOL_SOCKET, libc::SO_ACCEPTCONN).map_err(io)? != 0;
+
+    if ![libc::AF_INET, libc::AF_INET6, libc::AF_UNIX].contains(&family) {
+        return Err(unsupported(
+            pid,
+            fd,
+            link,
+            &format!("a socket of address family {family}"),
+        ));
+    }
+    if peer_address(raw).is_some() {
+        return Err(unsupported(pid, fd, link, "a connected socket"));
+    }
+    let address = local_address(raw).map_err(io)?;
+    let bound = address_is_bound(family, &address);
+    if family == libc::AF_UNIX && !bound && !listening {
+        // An unbound, unconnected Unix socket is most often one end of a
+        // socketpair, whose peer getpeername does not report.
+        return Err(unsupported(
+            pid,
+            fd,
+            link,
+            "an unnamed Unix socket (such as one end of a socketpair)",
+        ));
+    }
+
+    let backlog = if listening {
+        Some(listen_backlog(pid, fd, link, family, inode)?)
+    } else {
+        None
+    };
+    let mut wanted: Vec<(i32, i32)> = OPTIONS.to_vec();
+    if protocol == libc::IPPROTO_TCP {
+        wanted.extend(TCP_OPTIONS);
+    }
+    if family == libc::AF_INET6 {
+        wanted.extend(IPV6_OPTIONS);
+    }
+    let mut options = Vec::new();
+    for (level, name) in wanted {
+        if let Ok(value) = get_int(raw, level, name) {
+            options.push((level, name, value));
+        }
+    }
+    let unix_path_inode = unix_path(&address).and_then(|path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|meta| std::os::unix::fs::MetadataExt::ino(&meta))
+    });
+    Ok(OpenFile::Socket(SocketRecord {
+        flags,
+        family,
+        socket_type,
+        protocol,
+        address: Bytes(address),
+        backlog,
+        options,
+        unix_path_inode,
+    }))
+}
+
+/// Returns the file-system path of a Unix socket address (a sockaddr_un as
+/// getsockname returns it), or None for an abstract or unnamed one.
+pub fn unix_path(address: &[u8]) -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+
+    let path = address.get(2..)?;
+    if path.first().copied().unwrap_or(0) == 0 {
+        return None;
+    }
+    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+    Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
+        &path[..end],
+    )))
+}
+
+fn address_is_bound(family: i32, address: &[u8]) -> bool {
+    match family {
+        libc::AF_UNIX => address.len() > 2,
+        // sin_port / sin6_port at bytes 2..4.
+        _ => address.get(2..4).is_some_and(|port| port != [0, 0]),
+    }
+}
+
+/// Duplicates the target's fd into stasis with pidfd_getfd(2).
+fn take_handle(pid: i32, fd: i32) -> Result<OwnedFd, DumpError> {
+    let error = |step: &'static str| DumpError::Linux {
+        pid,
+        step,
+        source: stasis_linux::LinuxError::Syscall {
+            op: step,
+            errno: nix::errno::Errno::last(),
+        },
+    };
+    // SAFETY: pidfd_open and pidfd_getfd take integers only and return new
+    // fds, each owned below.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        if pidfd < 0 {
+            return Err(error("pidfd_open"));
+        }
+        let pidfd = OwnedFd::from_raw_fd(pidfd);
+        let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) as i32;
+        if copy < 0 {
+            return Err(error("pidfd_getfd"));
+        }
+        Ok(OwnedFd::from_raw_fd(copy))
+    }
+}
+
+fn get_int(fd: i32, level: i32, name: i32) -> std::io::Result<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value and len are valid out-pointers of the sizes given.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+fn local_address(fd: i32) -> std::io::Result<Vec<u8>> {
+    let mut storage = [0u8; std::mem::size_of::<libc::sockaddr_storage>()];
+    let mut len = storage.len() as libc::socklen_t;
+    // SAFETY: storage is a buffer of `len` bytes.
+    if unsafe { libc::getsockname(fd, storage.as_mut_ptr().cast(), &mut len) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(storage[..(len as usize).min(storage.len())].to_vec())
+}
+
+fn peer_address(fd: i32) -> Option<Vec<u8>> {
+    let mut storage = [0u8; std::mem::size_of::<libc::sockaddr_storage>()];
+    let mut len = storage.len() as libc::socklen_t;
+    // SAFETY: storage is a buffer of `len` bytes.
+    let ret = unsafe { libc::getpeername(fd, storage.as_mut_ptr().cast(), &mut len) };
+    (ret == 0).then(|| storage[..(len as usize).min(storage.len())].to_vec())
+}
+
+/// Returns the backlog of a listening socket, and rejects one with
+/// connections waiting to be accepted, which a restore cannot recreate.
+fn listen_backlog(
+    pid: i32,
+    fd: i32,
+    link: &str,
+    family: i32,
+    inode: u64,
+) -> Result<u32, DumpError> {
+    let table = match family {
+        libc::AF_INET => format!("/proc/{pid}/net/tcp"),
+        libc::AF_INET6 => format!("/proc/{pid}/net/tcp6"),
+        // NOTE: the backlog of a Unix socket is not in /proc; SOMAXCONN
+        // (4096 since Linux 5.4) is used instead.
+        _ => return Ok(4096),
+    };
+    let text = std::fs::read_to_string(&table).map_err(|source| DumpError::Io {
+        path: table.clone().into(),
+        source,
+    })?;
+    for line in text.lines().skip(1) {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        if columns.get(9).and_then(|v| v.parse::<u64>().ok()) != Some(inode) {
+            continue;
+        }
+        let (tx, rx) = columns
+            .get(4)
+            .and_then(|queues| queues.split_once(':'))
+            .and_then(|(tx, rx)| {
+                Some((
+                    u32::from_str_radix(tx, 16).ok()?,
+                    u32::from_str_radix(rx, 16).ok()?,
+                ))
+            })
+            .unwrap_or((4096, 0));
+        if rx > 0 {
+            return Err(unsupported(
+                pid,
+                fd,
+                link,
+                &format!("a listening socket with {rx} connections waiting to be accepted"),
+            ));
+        }
+        return Ok(tx);
+    }
+    Ok(4096)
+}
