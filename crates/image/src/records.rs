@@ -369,6 +369,28 @@ pub struct MemoryMap {
     pub pages: Vec<PageRun>,
     /// Name of the pages file that the runs point into.
     pub pages_file: String,
+    /// Shared memory objects (shared anonymous memory, memfd, deleted
+    /// /dev/shm files) that the VMAs of kind SharedMemory map.
+    #[serde(default)]
+    pub shared_memory: Vec<SharedMemory>,
+}
+
+/// A shared memory object whose contents the image holds, because no file
+/// on disk keeps them. Processes that map the same object share it again
+/// after restore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedMemory {
+    /// Inode of the object at dump time, which identifies it in the image.
+    pub inode: u64,
+    /// Name given to the new memfd at restore ("dev/zero" for shared
+    /// anonymous memory, the memfd or file name otherwise).
+    pub name: String,
+    pub size: u64,
+    /// F_SEAL_* bits of a memfd (F_GET_SEALS).
+    pub seals: u32,
+    /// File-data file with the object's contents.
+    pub contents: String,
 }
 
 impl Record for MemoryMap {
@@ -406,6 +428,9 @@ pub enum VmaKind {
     Vdso,
     Vvar,
     VvarVclock,
+    /// A MAP_SHARED mapping of a shared memory object that the image holds;
+    /// `file.ino` names the object in `MemoryMap::shared_memory`.
+    SharedMemory,
 }
 
 /// `pages` consecutive saved pages starting at `address`, stored at

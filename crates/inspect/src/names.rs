@@ -143,6 +143,7 @@ pub fn vma_label(vma: &Vma) -> String {
         (VmaKind::Vdso, None) => "[vdso]".to_string(),
         (VmaKind::Vvar, None) => "[vvar]".to_string(),
         (VmaKind::VvarVclock, None) => "[vvar_vclock]".to_string(),
+        (VmaKind::SharedMemory, None) => "[shared memory]".to_string(),
     }
 }
 
@@ -156,6 +157,7 @@ pub fn vma_kind(kind: VmaKind) -> &'static str {
         VmaKind::Vdso => "Vdso",
         VmaKind::Vvar => "Vvar",
         VmaKind::VvarVclock => "VvarVclock",
+        VmaKind::SharedMemory => "SharedMemory",
     }
 }
 

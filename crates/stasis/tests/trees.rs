@@ -197,3 +197,56 @@ fn dump_rejects_pipe_to_outside() {
         "the pipe's reader is still traced after the failed dump"
     );
 }
+
+#[test]
+fn pool_restore_finishes_every_task() {
+    let Some(env) = TestEnv::new("pool_restore_finishes_every_task") else {
+        return;
+    };
+    let dir = env.make_dir("pool");
+    let mut command = Command::new("python3");
+    command
+        .arg(workload_script("pool.py"))
+        .arg(&dir)
+        .stdin(Stdio::null());
+    let pid = env.spawn("pool", &mut command);
+    let progress = || {
+        read_or_empty(&dir.join("progress"))
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    wait_until("the pool to finish 50 tasks", WAIT_TIMEOUT, || {
+        progress().filter(|&done| done >= 50)
+    });
+
+    let image = env.path("image");
+    let dump = env.dump_and_reap(pid, &image);
+    assert_eq!(
+        dump.json_u64("processes"),
+        4,
+        "expected the parent and 3 workers:\n{dump}"
+    );
+    let at_dump = progress().expect("progress before the dump");
+    assert!(at_dump < 400, "the pool finished before the dump");
+
+    let restored = env.restore_detached(&image, pid, &[]);
+    let exit = wait_exit(restored, WAIT_TIMEOUT);
+    assert_eq!(
+        exit,
+        Exit::Code(0),
+        "restored pool failed:\n{}",
+        env.stderr_of("pool")
+    );
+    // The sum over n below 400 of the sum of i*i for i below n*1000.
+    let expected: u128 = (0..400u128)
+        .map(|n| n * 1000)
+        .map(|m| m.saturating_sub(1) * m * (2 * m).saturating_sub(1) / 6)
+        .sum();
+    let result = read_or_empty(&dir.join("result"));
+    assert_eq!(
+        result.trim(),
+        expected.to_string(),
+        "the pool's total differs from the uninterrupted result"
+    );
+}

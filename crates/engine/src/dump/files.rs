@@ -35,6 +35,8 @@ pub struct Descriptions {
     known: Vec<(i32, i32, u64, u64, u32)>,
     /// Pipe inodes whose buffered data is already saved.
     pipes: Vec<u64>,
+    /// Shared memory objects whose contents are already saved.
+    pub shared_memory: Vec<stasis_image::SharedMemory>,
     data_files: u32,
 }
 

@@ -10,7 +10,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use stasis_image::{DataWriter, MemoryMap, PageRun, Vma, VmaKind};
+use stasis_image::{
+    DataWriter, ImageWriter, MemoryMap, PageRun, RecordKind, SharedMemory, Vma, VmaKind,
+};
 use stasis_linux::pagemap::{self, PageFilter, Pagemap};
 use stasis_linux::proc::{MapBacking, Mapping};
 use stasis_linux::{mem, LinuxError};
@@ -31,7 +33,12 @@ pub struct PageCounts {
 }
 
 /// Checks that every mapping can be saved and returns the image's VMA list.
-pub fn describe(pid: i32, mappings: &[Mapping]) -> Result<Vec<Vma>, DumpError> {
+pub fn describe(
+    pid: i32,
+    mappings: &[Mapping],
+    image: &mut ImageWriter,
+    shared: &mut Vec<SharedMemory>,
+) -> Result<Vec<Vma>, DumpError> {
     let mut vmas = Vec::with_capacity(mappings.len());
     for mapping in mappings {
         let kind = match &mapping.backing {
@@ -45,14 +52,20 @@ pub fn describe(pid: i32, mappings: &[Mapping]) -> Result<Vec<Vma>, DumpError> {
             MapBacking::Vdso => VmaKind::Vdso,
             MapBacking::Vvar => VmaKind::Vvar,
             MapBacking::VvarVclock => VmaKind::VvarVclock,
-            MapBacking::File { deleted: true, .. } => {
-                return Err(unsupported(pid, mapping, "a mapping of a deleted file"))
+            MapBacking::File { path, .. } if path.starts_with("/SYSV") => {
+                return Err(unsupported(pid, mapping, "System V shared memory"))
             }
-            MapBacking::File { path, .. } if mapping.shared && is_shmem(path) => {
+            MapBacking::File { path, deleted }
+                if mapping.shared && (*deleted || is_shmem(path)) =>
+            {
+                save_shared_memory(pid, mapping, path, image, shared)?;
+                VmaKind::SharedMemory
+            }
+            MapBacking::File { deleted: true, .. } => {
                 return Err(unsupported(
                     pid,
                     mapping,
-                    "shared memory (memfd or /dev/shm)",
+                    "a private mapping of a deleted file",
                 ))
             }
             MapBacking::File { .. } => VmaKind::File,
@@ -106,8 +119,65 @@ pub fn describe(pid: i32, mappings: &[Mapping]) -> Result<Vec<Vma>, DumpError> {
     Ok(vmas)
 }
 
+/// Whether `path`, as /proc/PID/maps shows it, names a shared memory
+/// object with no file on disk: a memfd, or shared anonymous memory, which
+/// the kernel backs with an unlinked "/dev/zero" file.
 fn is_shmem(path: &Path) -> bool {
-    path.starts_with("/dev/shm") || path.starts_with("/memfd:") || path.starts_with("/SYSV")
+    path.starts_with("/memfd:") || path == Path::new("/dev/zero")
+}
+
+/// Saves the contents of the shared memory object behind `mapping`, once
+/// per object across the tree.
+fn save_shared_memory(
+    pid: i32,
+    mapping: &Mapping,
+    path: &Path,
+    image: &mut ImageWriter,
+    shared: &mut Vec<SharedMemory>,
+) -> Result<(), DumpError> {
+    if shared.iter().any(|object| object.inode == mapping.inode) {
+        return Ok(());
+    }
+    let link = format!(
+        "/proc/{pid}/map_files/{:x}-{:x}",
+        mapping.start, mapping.end
+    );
+    let io = |source: std::io::Error| DumpError::Io {
+        path: link.clone().into(),
+        source,
+    };
+    let mut file = File::open(&link).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    // SAFETY: F_GET_SEALS on a valid fd; it fails with EINVAL for files
+    // that are not memfds, which have no seals.
+    let seals = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_GET_SEALS) }
+        .max(0) as u32;
+
+    let contents = format!("shmem-{}", mapping.inode);
+    let mut writer = image.data_writer(&contents, RecordKind::FileData)?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        writer.write(&buf[..n])?;
+    }
+    image.finish_data(writer)?;
+
+    let text = path.to_string_lossy();
+    let name = text
+        .strip_prefix("/memfd:")
+        .unwrap_or(text.trim_start_matches('/'))
+        .to_owned();
+    shared.push(SharedMemory {
+        inode: mapping.inode,
+        name,
+        size,
+        seals,
+        contents,
+    });
+    Ok(())
 }
 
 fn unsupported(pid: i32, mapping: &Mapping, what: &str) -> DumpError {
@@ -191,6 +261,7 @@ pub fn write_pages(
         vmas,
         pages: runs,
         pages_file,
+        shared_memory: Vec::new(),
     };
     Ok((map, counts))
 }

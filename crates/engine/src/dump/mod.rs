@@ -307,11 +307,22 @@ fn dump_process(
 
     // Read again: the scratch page is gone, and the layout is as it was.
     let mappings = proc::mappings(pid).step(pid, "reading /proc/PID/smaps")?;
-    let vmas = memory::describe(pid, &mappings)?;
+    let vmas = memory::describe(pid, &mappings, image, &mut descriptions.shared_memory)?;
     let vma_count = vmas.len();
     let pages_name = stasis_image::format::pages_file_name(pid);
     let mut pages = image.data_writer(&pages_name, RecordKind::Pages)?;
-    let (map, counts) = memory::write_pages(pid, vmas, &mut pages, pages_name, progress)?;
+    let (mut map, counts) = memory::write_pages(pid, vmas, &mut pages, pages_name, progress)?;
+    map.shared_memory = descriptions
+        .shared_memory
+        .iter()
+        .filter(|object| {
+            map.vmas.iter().any(|vma| {
+                vma.kind == stasis_image::VmaKind::SharedMemory
+                    && vma.file.as_ref().map(|file| file.ino) == Some(object.inode)
+            })
+        })
+        .cloned()
+        .collect();
     image.finish_data(pages)?;
 
     image.write_record(&stasis_image::format::memory_map_file_name(pid), &map)?;

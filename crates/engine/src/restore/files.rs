@@ -65,6 +65,8 @@ pub struct Descriptions {
     pub base: i32,
     by_id: HashMap<u32, OwnedFd>,
     pipes: HashMap<u64, PipeEnds>,
+    /// Recreated shared memory objects by their inode in the image.
+    shared_memory: HashMap<u64, OwnedFd>,
     unshared: Vec<OwnedFd>,
 }
 
@@ -89,6 +91,7 @@ impl Descriptions {
             base: (highest + 1).max(100),
             by_id: HashMap::new(),
             pipes: HashMap::new(),
+            shared_memory: HashMap::new(),
             unshared: Vec::new(),
         }
     }
@@ -122,6 +125,62 @@ impl Descriptions {
         } else {
             self.by_id.insert(entry.description, fd);
         }
+        Ok(raw)
+    }
+
+    /// Returns a memfd with the saved contents and seals of `object`,
+    /// creating it on first use, so that every process that mapped the
+    /// object maps the same memfd.
+    fn shared_memory(
+        &mut self,
+        image: &Image,
+        object: &stasis_image::SharedMemory,
+    ) -> Result<i32, RestoreError> {
+        if let Some(fd) = self.shared_memory.get(&object.inode) {
+            return Ok(fd.as_raw_fd());
+        }
+        let failed = |source: std::io::Error| RestoreError::Open {
+            path: format!("memfd {:?} for shared memory", object.name),
+            source,
+        };
+        let name = std::ffi::CString::new(object.name.replace('\0', "")).unwrap_or_default();
+        // SAFETY: `name` is a valid C string; memfd_create returns a new fd.
+        let raw = unsafe {
+            libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+        };
+        if raw < 0 {
+            return Err(failed(std::io::Error::last_os_error()));
+        }
+        // SAFETY: `raw` is a new fd that nothing else owns.
+        let mut memfd = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        memfd.set_len(object.size).map_err(failed)?;
+        let data = image.data_file(&object.contents, RecordKind::FileData)?;
+        let mut source = File::open(&data.path).map_err(|source| RestoreError::Open {
+            path: data.path.display().to_string(),
+            source,
+        })?;
+        source
+            .seek(SeekFrom::Start(data.data_offset))
+            .and_then(|_| {
+                std::io::copy(&mut std::io::Read::take(&mut source, data.len), &mut memfd)
+            })
+            .map_err(failed)?;
+        if object.seals != 0 {
+            // SAFETY: F_ADD_SEALS on our own memfd with the saved bits.
+            if unsafe {
+                libc::fcntl(
+                    memfd.as_raw_fd(),
+                    libc::F_ADD_SEALS,
+                    object.seals as libc::c_int,
+                )
+            } < 0
+            {
+                return Err(failed(std::io::Error::last_os_error()));
+            }
+        }
+        let fd = move_above(memfd.into(), self.base, Path::new("memfd"))?;
+        let raw = fd.as_raw_fd();
+        self.shared_memory.insert(object.inode, fd);
         Ok(raw)
     }
 
@@ -248,6 +307,25 @@ impl OpenedFiles {
         let mut owned = Vec::new();
         let mut by_path: HashMap<(String, bool), i32> = HashMap::new();
         let mut mappings = HashMap::new();
+        for vma in map
+            .vmas
+            .iter()
+            .filter(|vma| vma.kind == VmaKind::SharedMemory)
+        {
+            let inode = vma.file.as_ref().map(|file| file.ino);
+            let object = map
+                .shared_memory
+                .iter()
+                .find(|object| Some(object.inode) == inode)
+                .ok_or_else(|| RestoreError::Incompatible {
+                    reason: format!(
+                        "the image lists no shared memory object for the mapping at {:x}",
+                        vma.start
+                    ),
+                })?;
+            let fd = descriptions.shared_memory(image, object)?;
+            mappings.insert(vma.start, fd);
+        }
         for vma in map.vmas.iter().filter(|vma| vma.kind == VmaKind::File) {
             let Some(identity) = &vma.file else { continue };
             let writable = vma.shared && vma.prot & libc::PROT_WRITE as u32 != 0;

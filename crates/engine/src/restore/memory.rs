@@ -299,7 +299,7 @@ fn map_vma(
         flags |= libc::MAP_NORESERVE;
     }
     let (fd, offset) = match vma.kind {
-        VmaKind::File => {
+        VmaKind::File | VmaKind::SharedMemory => {
             let fd = files.mappings.get(&vma.start).copied().ok_or_else(|| {
                 RestoreError::Incompatible {
                     reason: format!("no file was opened for the mapping at {:x}", vma.start),
