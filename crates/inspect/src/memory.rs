@@ -121,6 +121,7 @@ mod tests {
                 offset: 0,
             }],
             pages_file: "pages-1".to_string(),
+            shared_memory: Vec::new(),
         };
         assert_eq!(stored_pages_per_vma(&map), vec![1, 2]);
     }
@@ -143,6 +144,7 @@ mod tests {
                 },
             ],
             pages_file: "pages-1".to_string(),
+            shared_memory: Vec::new(),
         };
         assert_eq!(stored_pages_per_vma(&map), vec![3]);
     }

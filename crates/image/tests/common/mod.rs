@@ -159,6 +159,7 @@ pub fn sample_memory_map() -> MemoryMap {
             },
         ],
         pages_file: PAGES.to_string(),
+        shared_memory: Vec::new(),
     }
 }
 

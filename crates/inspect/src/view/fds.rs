@@ -27,9 +27,11 @@ pub struct ProcessFds {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FdEntry {
     pub fd: i32,
-    /// `regular`, `directory`, `char_device`, `terminal` or `pipe`.
+    /// Kind of the open file, as [`crate::names::fd_kind`] names
+    /// it: `regular`, `pipe`, `socket` …
     pub kind: &'static str,
-    /// File path; `pipe:[INODE]` for a pipe.
+    /// File path; `pipe:[INODE]` for a pipe, `anon_inode:[eventfd]` and the
+    /// like for the event kinds, family, type and address for a socket.
     pub path: String,
     /// Number of the open file description, from 1; 0 in images written
     /// before descriptions were numbered. Fds with the same number share

@@ -146,6 +146,7 @@ pub fn memory_map() -> MemoryMap {
             },
         ],
         pages_file: format::pages_file_name(PID),
+        shared_memory: Vec::new(),
     }
 }
 
