@@ -43,7 +43,7 @@ pub enum DumpError {
 /// Why a restore failed. Any process it created has been killed.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    #[error("invalid image")]
+    #[error(transparent)]
     Image(#[from] ImageError),
 
     #[error("pid {pid} is in use by another process ({comm}); stop that process, or restore where the pid is free")]
@@ -59,6 +59,12 @@ pub enum RestoreError {
 
     #[error("pid {pid} is still held by an exited process ({comm}) that its parent {parent} has not reaped after 5 s; wait until pid {pid} is free, then restore again")]
     PidHeldByZombie { pid: i32, comm: String, parent: i32 },
+
+    #[error("cannot restore this image: {reason}")]
+    Unsupported { reason: String },
+
+    #[error("the image has terminal fds ({path}, saved with --shell-job), but the standard input of stasis restore is not a terminal; run it from a terminal")]
+    NeedsTerminal { path: String },
 
     #[error("cannot restore on this machine: {reason}")]
     Incompatible { reason: String },

@@ -127,7 +127,7 @@ pub fn create(file: &OpenFile) -> Result<OwnedFd, RestoreError> {
                 "a new epoll instance",
             )
         }
-        _ => Err(RestoreError::Incompatible {
+        _ => Err(RestoreError::Unsupported {
             reason: "internal error: not an anonymous-inode file".into(),
         }),
     }

@@ -128,7 +128,7 @@ impl Tree {
 
     /// Makes `parent` create a child process with PID `pid`.
     pub fn fork(&mut self, parent: i32, pid: i32) -> Result<(), RestoreError> {
-        let creator = self.get(parent).ok_or_else(|| RestoreError::Incompatible {
+        let creator = self.get(parent).ok_or_else(|| RestoreError::Unsupported {
             reason: format!("process {pid} has parent {parent}, which is not restored before it"),
         })?;
         let remote = creator.remote()?;

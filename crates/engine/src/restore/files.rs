@@ -317,7 +317,7 @@ impl OpenedFiles {
                 .shared_memory
                 .iter()
                 .find(|object| Some(object.inode) == inode)
-                .ok_or_else(|| RestoreError::Incompatible {
+                .ok_or_else(|| RestoreError::Unsupported {
                     reason: format!(
                         "the image lists no shared memory object for the mapping at {:x}",
                         vma.start
@@ -482,18 +482,14 @@ fn open_fd(
             let fd = crate::restore::anon::create(file)?;
             move_above(fd, base, Path::new("an anonymous-inode file"))
         }
-        OpenFile::Pipe { inode, .. } => Err(RestoreError::Incompatible {
+        OpenFile::Pipe { inode, .. } => Err(RestoreError::Unsupported {
             reason: format!("pipe:[{inode}] must be opened through the description pool"),
         }),
         OpenFile::Terminal { path, .. } => {
             // The process joins the terminal that runs the restore.
             // SAFETY: isatty only inspects the fd number.
             if unsafe { libc::isatty(0) } != 1 {
-                return Err(RestoreError::Incompatible {
-                    reason: format!(
-                        "the image has terminal fds ({path}, saved with --shell-job); run stasis restore with a terminal on its standard input"
-                    ),
-                });
+                return Err(RestoreError::NeedsTerminal { path: path.clone() });
             }
             // SAFETY: fd 0 is open (isatty succeeded); the duplicate is owned here.
             let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };

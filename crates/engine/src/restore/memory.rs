@@ -252,7 +252,7 @@ pub fn map_and_fill(
                 )
                 .step(pid, format!("reading pages into {:x}", run.address + done))?;
             if got == 0 {
-                return Err(RestoreError::Incompatible {
+                return Err(RestoreError::Unsupported {
                     reason: format!("the pages file ended early at offset {}", run.offset + done),
                 });
             }
@@ -301,7 +301,7 @@ fn map_vma(
     let (fd, offset) = match vma.kind {
         VmaKind::File | VmaKind::SharedMemory => {
             let fd = files.mappings.get(&vma.start).copied().ok_or_else(|| {
-                RestoreError::Incompatible {
+                RestoreError::Unsupported {
                     reason: format!("no file was opened for the mapping at {:x}", vma.start),
                 }
             })?;
@@ -327,7 +327,7 @@ fn map_vma(
         )
         .step(pid, format!("mapping {:x}-{:x}", vma.start, vma.end))?;
     if got != vma.start {
-        return Err(RestoreError::Incompatible {
+        return Err(RestoreError::Unsupported {
             reason: format!("mmap placed {:x}-{:x} at {got:x}", vma.start, vma.end),
         });
     }

@@ -83,7 +83,7 @@ fn read_processes(image: &Image) -> Result<Vec<ProcessImage>, RestoreError> {
         let process: Process = image.read_record(&stasis_image::format::process_file_name(pid))?;
         let root = index == 0;
         if root != (pid == manifest.root_pid) {
-            return Err(RestoreError::Incompatible {
+            return Err(RestoreError::Unsupported {
                 reason: format!(
                     "the manifest lists process {pid} in the wrong place for root {}",
                     manifest.root_pid
@@ -95,7 +95,7 @@ fn read_processes(image: &Image) -> Result<Vec<ProcessImage>, RestoreError> {
                 .iter()
                 .any(|earlier| earlier.process.pid == process.ppid)
         {
-            return Err(RestoreError::Incompatible {
+            return Err(RestoreError::Unsupported {
                 reason: format!(
                     "process {pid} has parent {}, which the image does not list before it",
                     process.ppid
@@ -106,7 +106,7 @@ fn read_processes(image: &Image) -> Result<Vec<ProcessImage>, RestoreError> {
             None
         } else {
             if process.threads.first().map(|thread| thread.tid) != Some(pid) {
-                return Err(RestoreError::Incompatible {
+                return Err(RestoreError::Unsupported {
                     reason: format!("the first thread of process {pid} is not its main thread"),
                 });
             }

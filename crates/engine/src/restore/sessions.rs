@@ -24,7 +24,7 @@ pub fn place(
     placed: &[&Process],
 ) -> Result<(), RestoreError> {
     let pid = process.pid;
-    let unsupported = |what: String| RestoreError::Incompatible {
+    let unsupported = |what: String| RestoreError::Unsupported {
         reason: format!("process {pid} {what}, which stasis cannot restore yet"),
     };
 
