@@ -568,6 +568,18 @@ pub struct SocketRecord {
     /// Inode of the socket file of a Unix socket bound to a path; restore
     /// replaces a file at that path only if it is still this socket file.
     pub unix_path_inode: Option<u64>,
+    /// Inode of this socket at dump time.
+    #[serde(default)]
+    pub inode: u64,
+    /// Inode of the connected peer of a Unix socket (one end of a
+    /// socketpair or connection), which must be in the same image.
+    #[serde(default)]
+    pub peer: Option<u64>,
+    /// File-data file with the data waiting in the receive queue: the bytes
+    /// of a stream socket, or each datagram as a little-endian u32 length
+    /// followed by its bytes.
+    #[serde(default)]
+    pub queued: Option<String>,
 }
 
 /// One registration of an epoll instance.

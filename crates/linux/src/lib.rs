@@ -9,5 +9,6 @@ pub mod pagemap;
 pub mod proc;
 pub mod ptrace;
 pub mod remote;
+pub mod unix_diag;
 
 pub use error::{LinuxError, Result};

@@ -250,3 +250,57 @@ fn pool_restore_finishes_every_task() {
         "the pool's total differs from the uninterrupted result"
     );
 }
+
+#[test]
+fn socketpair_restore_keeps_queued_messages() {
+    let Some(env) = TestEnv::new("socketpair_restore_keeps_queued_messages") else {
+        return;
+    };
+    let dir = env.make_dir("sockpair");
+    let mut command = Command::new("python3");
+    command
+        .arg(workload_script("sockpair.py"))
+        .arg(&dir)
+        .stdin(Stdio::null());
+    let pid = env.spawn("sockpair", &mut command);
+    let progress = || {
+        read_or_empty(&dir.join("progress"))
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    wait_until("the parent to send 100 messages", WAIT_TIMEOUT, || {
+        progress().filter(|&sent| sent >= 100)
+    });
+
+    let image = env.path("image");
+    let dump = env.dump_and_reap(pid, &image);
+    assert_eq!(
+        dump.json_u64("processes"),
+        2,
+        "expected the parent and the child:\n{dump}"
+    );
+    let queues = list_files(&image)
+        .iter()
+        .filter(|name| name.to_string_lossy().starts_with("socket-queue-"))
+        .count();
+    assert!(
+        queues >= 1,
+        "no socket had data waiting at the dump, so the test checks nothing"
+    );
+
+    let restored = env.restore_detached(&image, pid, &[]);
+    let exit = wait_exit(restored, WAIT_TIMEOUT);
+    assert_eq!(
+        exit,
+        Exit::Code(0),
+        "restored parent failed:\n{}",
+        env.stderr_of("sockpair")
+    );
+    let result = read_or_empty(&dir.join("result"));
+    assert_eq!(
+        result.trim(),
+        "done 300 child_status=0",
+        "the child lost, repeated or reordered a message"
+    );
+}

@@ -35,6 +35,8 @@ pub struct Descriptions {
     known: Vec<(i32, i32, u64, u64, u32)>,
     /// Pipe inodes whose buffered data is already saved.
     pipes: Vec<u64>,
+    /// (pid, fd, inode, peer inode) of every socket in the tree.
+    pub sockets: Vec<(i32, i32, u64, Option<u64>)>,
     /// Shared memory objects whose contents are already saved.
     pub shared_memory: Vec<stasis_image::SharedMemory>,
     data_files: u32,
@@ -142,7 +144,13 @@ pub fn collect(
         } else if kind.is_fifo() && link.starts_with("pipe:[") {
             save_pipe(pid, fd, &link_path, flags, meta.ino(), image, descriptions)?
         } else if kind.is_socket() {
-            crate::dump::socket::describe(pid, fd, &link, flags, meta.ino())?
+            let file = crate::dump::socket::describe(pid, fd, &link, flags, meta.ino(), image)?;
+            if let OpenFile::Socket(record) = &file {
+                descriptions
+                    .sockets
+                    .push((pid, fd, record.inode, record.peer));
+            }
+            file
         } else if let Some(file) = crate::dump::anon::describe(pid, fd, &link, flags)? {
             file
         } else {
@@ -281,4 +289,23 @@ fn save_content(link_path: &str, name: &str, image: &mut ImageWriter) -> Result<
     }
     image.finish_data(writer)?;
     Ok(())
+}
+
+impl Descriptions {
+    /// Rejects a connected Unix socket whose peer no process of the tree
+    /// holds: after restore the peer would be gone.
+    pub fn check_socket_peers(&self) -> Result<(), DumpError> {
+        for &(pid, fd, inode, peer) in &self.sockets {
+            let Some(peer) = peer else { continue };
+            if !self.sockets.iter().any(|&(_, _, other, _)| other == peer) {
+                return Err(DumpError::Unsupported {
+                    pid,
+                    reason: format!(
+                        "fd {fd} (socket:[{inode}]) is connected to socket:[{peer}], which no process of the dumped tree holds"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }

@@ -242,6 +242,7 @@ fn write_image(
             }
         }
     }
+    descriptions.check_socket_peers()?;
     stats.memory_us = memory_started.elapsed().as_micros() as u64;
     summary.pages_stored = stats.pages_stored;
     summary.bytes_stored = stats.pages_stored * crate::PAGE_SIZE;

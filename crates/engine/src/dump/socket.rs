@@ -1,16 +1,19 @@
 //! Saving sockets that are bound or listening but carry no connection:
 //! TCP and UDP over IPv4 and IPv6, and Unix sockets with a path or an
-//! abstract name. A connected socket (TCP connection, socketpair, Unix
-//! client) stops the dump with an error naming it.
+//! abstract name; and connected Unix sockets (socketpairs, clients and
+//! accepted connections). A connected TCP or UDP socket stops the dump
+//! with an error naming it.
 //!
 //! stasis takes its own handle on the target's socket with pidfd_getfd and
-//! reads the family, type, address and options from it. The listen backlog
+//! reads the family, type, address and options from it. A connected Unix
+//! socket is saved with its peer's inode, found with sock_diag, and the data
+//! waiting in its receive queue; both ends must be in the tree. The listen backlog
 //! of a TCP socket comes from /proc/net/tcp, whose tx_queue column holds
 //! it for listening sockets.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use stasis_image::{Bytes, OpenFile, SocketRecord};
+use stasis_image::{Bytes, ImageWriter, OpenFile, SocketRecord};
 
 use crate::error::DumpError;
 
@@ -41,6 +44,7 @@ pub fn describe(
     link: &str,
     flags: u32,
     inode: u64,
+    image: &mut ImageWriter,
 ) -> Result<OpenFile, DumpError> {
     let socket = take_handle(pid, fd)?;
     let raw = socket.as_raw_fd();
@@ -61,22 +65,31 @@ pub fn describe(
             &format!("a socket of address family {family}"),
         ));
     }
-    if peer_address(raw).is_some() {
+    let address = local_address(raw).map_err(io)?;
+    let mut peer = None;
+    let mut queued = None;
+    if family == libc::AF_UNIX && !listening {
+        let info = stasis_linux::unix_diag::unix_socket_info(inode).map_err(|source| {
+            DumpError::Linux {
+                pid,
+                step: "asking sock_diag for the peer of a Unix socket",
+                source,
+            }
+        })?;
+        if info.peer != 0 {
+            peer = Some(info.peer);
+            queued = save_queue(raw, socket_type, inode, image).map_err(io)?;
+        } else if !address_is_bound(family, &address) {
+            return Err(unsupported(
+                pid,
+                fd,
+                link,
+                "an unnamed Unix socket with no peer",
+            ));
+        }
+    } else if peer_address(raw).is_some() {
         return Err(unsupported(pid, fd, link, "a connected socket"));
     }
-    let address = local_address(raw).map_err(io)?;
-    let bound = address_is_bound(family, &address);
-    if family == libc::AF_UNIX && !bound && !listening {
-        // An unbound, unconnected Unix socket is most often one end of a
-        // socketpair, whose peer getpeername does not report.
-        return Err(unsupported(
-            pid,
-            fd,
-            link,
-            "an unnamed Unix socket (such as one end of a socketpair)",
-        ));
-    }
-
     let backlog = if listening {
         Some(listen_backlog(pid, fd, link, family, inode)?)
     } else {
@@ -109,7 +122,86 @@ pub fn describe(
         backlog,
         options,
         unix_path_inode,
+        inode,
+        peer,
+        queued,
     }))
+}
+
+/// Saves the data waiting in the receive queue of a connected Unix socket
+/// without taking it: a stream socket's bytes with one MSG_PEEK, datagrams
+/// one by one with a peek offset (SO_PEEK_OFF), which is put back as it was.
+fn save_queue(
+    fd: i32,
+    socket_type: i32,
+    inode: u64,
+    image: &mut ImageWriter,
+) -> std::io::Result<Option<String>> {
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let peek = |buf: &mut [u8]| -> isize {
+        // SAFETY: receives into a live buffer of its length.
+        unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        }
+    };
+    if socket_type == libc::SOCK_STREAM {
+        loop {
+            let got = peek(&mut buf);
+            if got <= 0 || (got as usize) < buf.len() {
+                if got > 0 {
+                    data.extend_from_slice(&buf[..got as usize]);
+                }
+                break;
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+    } else {
+        let original = get_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF)?;
+        set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0)?;
+        loop {
+            let got = peek(&mut buf);
+            if got < 0 {
+                break;
+            }
+            data.extend_from_slice(&(got as u32).to_le_bytes());
+            data.extend_from_slice(&buf[..got as usize]);
+        }
+        set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, original)?;
+    }
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let name = format!("socket-queue-{inode}");
+    let to_io = |error: stasis_image::ImageError| std::io::Error::other(error.to_string());
+    let mut writer = image
+        .data_writer(&name, stasis_image::RecordKind::FileData)
+        .map_err(to_io)?;
+    writer.write(&data).map_err(to_io)?;
+    image.finish_data(writer).map_err(to_io)?;
+    Ok(Some(name))
+}
+
+fn set_int(fd: i32, level: i32, name: i32, value: i32) -> std::io::Result<()> {
+    // SAFETY: value is a valid c_int of the size given.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Returns the file-system path of a Unix socket address (a sockaddr_un as

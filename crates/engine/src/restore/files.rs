@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -67,6 +67,9 @@ pub struct Descriptions {
     pipes: HashMap<u64, PipeEnds>,
     /// Recreated shared memory objects by their inode in the image.
     shared_memory: HashMap<u64, OwnedFd>,
+    /// Both ends of recreated Unix socket pairs, by socket inode in the
+    /// image, with whether the end's receive queue was refilled.
+    socket_ends: HashMap<u64, (OwnedFd, bool)>,
     unshared: Vec<OwnedFd>,
 }
 
@@ -92,6 +95,7 @@ impl Descriptions {
             by_id: HashMap::new(),
             pipes: HashMap::new(),
             shared_memory: HashMap::new(),
+            socket_ends: HashMap::new(),
             unshared: Vec::new(),
         }
     }
@@ -103,6 +107,9 @@ impl Descriptions {
             return Ok(fd.as_raw_fd());
         }
         let fd = match &entry.file {
+            OpenFile::Socket(record) if record.peer.is_some() => {
+                self.connected_socket(image, record)?
+            }
             OpenFile::Pipe {
                 inode,
                 write_end,
@@ -126,6 +133,58 @@ impl Descriptions {
             self.by_id.insert(entry.description, fd);
         }
         Ok(raw)
+    }
+
+    /// Returns one end of a connected Unix socket. The first end seen
+    /// creates both with socketpair(2); each end's saved receive queue is
+    /// sent from the other end when its own record is seen.
+    fn connected_socket(
+        &mut self,
+        image: &Image,
+        record: &stasis_image::SocketRecord,
+    ) -> Result<OwnedFd, RestoreError> {
+        let peer = record.peer.unwrap_or(0);
+        let failed = |source: std::io::Error| RestoreError::Open {
+            path: format!("socket:[{}]", record.inode),
+            source,
+        };
+        if !self.socket_ends.contains_key(&record.inode) {
+            let mut ends = [0; 2];
+            // SAFETY: socketpair writes two fds into the array.
+            if unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    record.socket_type | libc::SOCK_CLOEXEC,
+                    0,
+                    ends.as_mut_ptr(),
+                )
+            } < 0
+            {
+                return Err(failed(std::io::Error::last_os_error()));
+            }
+            // SAFETY: both fds are new and owned from here on.
+            let (mine, theirs) =
+                unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+            let mine = move_above(mine, self.base, Path::new("socketpair"))?;
+            let theirs = move_above(theirs, self.base, Path::new("socketpair"))?;
+            self.socket_ends.insert(record.inode, (mine, false));
+            self.socket_ends.insert(peer, (theirs, false));
+        }
+        if let Some(name) = &record.queued {
+            if !self.socket_ends[&record.inode].1 {
+                let sender = self.socket_ends[&peer].0.as_raw_fd();
+                fill_queue(image, name, sender, record.socket_type)?;
+            }
+        }
+        let end = self
+            .socket_ends
+            .get_mut(&record.inode)
+            .expect("inserted above");
+        end.1 = true;
+        let copy = end.0.try_clone().map_err(failed)?;
+        let copy = move_above(copy, self.base, Path::new("socketpair"))?;
+        crate::restore::socket::apply_options(&copy, record)?;
+        Ok(copy)
     }
 
     /// Returns a memfd with the saved contents and seals of `object`,
@@ -590,6 +649,78 @@ fn check_identity(identity: &FileIdentity, check: &FileCheck) -> Result<(), Rest
             recorded: identity.mtime_ns.to_string(),
             current: mtime_ns.to_string(),
         });
+    }
+    Ok(())
+}
+
+/// Sends the saved receive queue of a socket from its peer `sender`: the
+/// bytes of a stream socket, or each saved datagram.
+fn fill_queue(
+    image: &Image,
+    name: &str,
+    sender: i32,
+    socket_type: i32,
+) -> Result<(), RestoreError> {
+    let data_file = image.data_file(name, RecordKind::FileData)?;
+    let failed = |source: std::io::Error| RestoreError::Open {
+        path: data_file.path.display().to_string(),
+        source,
+    };
+    let mut source = File::open(&data_file.path).map_err(failed)?;
+    source
+        .seek(SeekFrom::Start(data_file.data_offset))
+        .map_err(failed)?;
+    let mut data = Vec::with_capacity(data_file.len as usize);
+    std::io::Read::take(&mut source, data_file.len)
+        .read_to_end(&mut data)
+        .map_err(failed)?;
+
+    // The queue fit the original receiver, but the new sender's buffer may
+    // be smaller; SO_SNDBUFFORCE (root) makes room for all of it. Each
+    // queued message costs about a kilobyte of buffer beyond its bytes, so
+    // the room is generous.
+    let room = (data.len() as libc::c_int).saturating_mul(4).max(8 << 20);
+    // SAFETY: room is a valid c_int of the size given.
+    unsafe {
+        libc::setsockopt(
+            sender,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            (&room as *const libc::c_int).cast(),
+            4,
+        );
+    }
+    let send = |bytes: &[u8]| -> Result<(), RestoreError> {
+        // SAFETY: sends from a live buffer of its length.
+        let sent = unsafe {
+            libc::send(
+                sender,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if sent < 0 || sent as usize != bytes.len() {
+            return Err(RestoreError::Open {
+                path: "a restored socket's receive queue".into(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    };
+    if socket_type == libc::SOCK_STREAM {
+        return send(&data);
+    }
+    let mut at = 0;
+    while at + 4 <= data.len() {
+        let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let datagram = data
+            .get(at + 4..at + 4 + len)
+            .ok_or_else(|| RestoreError::Unsupported {
+                reason: format!("the saved socket queue {name} ends inside a datagram"),
+            })?;
+        send(datagram)?;
+        at += 4 + len;
     }
     Ok(())
 }

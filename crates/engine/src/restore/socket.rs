@@ -55,21 +55,7 @@ pub fn create(record: &SocketRecord) -> Result<OwnedFd, RestoreError> {
     // SAFETY: `raw` is a new fd that nothing else owns.
     let socket = unsafe { OwnedFd::from_raw_fd(raw) };
 
-    for &(level, name, value) in &record.options {
-        // SAFETY: value is a valid c_int of the size given.
-        let ret = unsafe {
-            libc::setsockopt(
-                raw,
-                level,
-                name,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if ret < 0 {
-            return Err(failed(record, "setsockopt"));
-        }
-    }
+    apply_socket_options(raw, record)?;
 
     let address = &record.address.0;
     if address.len() > 2 {
@@ -94,6 +80,37 @@ pub fn create(record: &SocketRecord) -> Result<OwnedFd, RestoreError> {
         }
     }
     Ok(socket)
+}
+
+/// Sets the saved options and file status flags on a restored socket.
+pub fn apply_options(socket: &OwnedFd, record: &SocketRecord) -> Result<(), RestoreError> {
+    apply_socket_options(socket.as_raw_fd(), record)?;
+    if record.flags as i32 & libc::O_NONBLOCK != 0 {
+        // SAFETY: F_SETFL on a valid fd with status flags only.
+        if unsafe { libc::fcntl(socket.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } < 0 {
+            return Err(failed(record, "fcntl"));
+        }
+    }
+    Ok(())
+}
+
+fn apply_socket_options(raw: i32, record: &SocketRecord) -> Result<(), RestoreError> {
+    for &(level, name, value) in &record.options {
+        // SAFETY: value is a valid c_int of the size given.
+        let ret = unsafe {
+            libc::setsockopt(
+                raw,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if ret < 0 {
+            return Err(failed(record, "setsockopt"));
+        }
+    }
+    Ok(())
 }
 
 /// Removes the socket file that the dumped process's bind left at its
