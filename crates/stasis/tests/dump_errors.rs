@@ -1,5 +1,6 @@
 //! Dump of processes that have something stasis does not support yet: a
-//! POSIX timer, an inotify fd, a socket, a terminal. The dump must fail
+//! POSIX timer, an inotify fd, a child sharing its fd table, a socket, a
+//! terminal. The dump must fail
 //! with an error that names the timer or descriptor, write no
 //! manifest, and leave the target running as before.
 
@@ -128,6 +129,24 @@ fn dump_rejects_posix_timer() {
     let timer = target.numbers("timer")[0];
 
     assert_dump_rejected(&env, &target, "the POSIX timer", &[timer]);
+}
+
+#[test]
+fn dump_rejects_shared_fd_table() {
+    let Some(env) = TestEnv::new("dump_rejects_shared_fd_table") else {
+        return;
+    };
+    let target = Target::start(&env, "sharedfiles");
+    let child = target.numbers("child")[0];
+    // The child is reparented to the test process if the target dies, so the
+    // test kills it too.
+    env.track(Pid::from_raw(child));
+
+    assert_dump_rejected(&env, &target, "the child sharing its fd table", &[child]);
+    assert!(
+        is_running(Pid::from_raw(child)),
+        "the child is not running after the failed dump"
+    );
 }
 
 #[test]

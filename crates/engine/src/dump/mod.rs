@@ -202,6 +202,7 @@ fn write_image(
     image: &mut ImageWriter,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Manifest, DumpSummary), DumpError> {
+    tree::check_shared_resources(members)?;
     tree::check_pipe_peers(members)?;
     let mut descriptions = files::Descriptions::default();
     let mut summary = DumpSummary {

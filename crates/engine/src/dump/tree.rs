@@ -173,3 +173,46 @@ fn pipe_fds(pid: i32) -> Vec<(i32, u64)> {
         })
         .collect()
 }
+
+/// kcmp(2) types of the per-process objects that a clone can share.
+const KCMP_VM: i32 = 1;
+const KCMP_FILES: i32 = 2;
+const KCMP_FS: i32 = 3;
+const KCMP_SIGHAND: i32 = 4;
+
+/// Rejects a tree where two processes share an address space, fd table,
+/// filesystem information or signal handlers (made with clone and
+/// CLONE_VM, CLONE_FILES, CLONE_FS or CLONE_SIGHAND but not CLONE_THREAD,
+/// or a vfork child before it execs): the image keeps these per process,
+/// so a restore would silently split them.
+pub fn check_shared_resources(members: &[Member]) -> Result<(), DumpError> {
+    let live: Vec<i32> = members
+        .iter()
+        .filter_map(|member| match member {
+            Member::Live(frozen) => Some(frozen.pid),
+            Member::Zombie(_) => None,
+        })
+        .collect();
+    for (index, &first) in live.iter().enumerate() {
+        for &second in &live[index + 1..] {
+            for (kind, what) in [
+                (KCMP_VM, "its address space"),
+                (KCMP_FILES, "its fd table"),
+                (KCMP_FS, "its root, cwd and umask"),
+                (KCMP_SIGHAND, "its signal handlers"),
+            ] {
+                // SAFETY: kcmp takes integers only.
+                let order = unsafe { libc::syscall(libc::SYS_kcmp, first, second, kind, 0, 0) };
+                if order == 0 {
+                    return Err(DumpError::Unsupported {
+                        pid: second,
+                        reason: format!(
+                            "it shares {what} with process {first} (clone without CLONE_THREAD, or vfork), which stasis cannot save yet"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
