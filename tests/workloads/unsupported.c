@@ -3,14 +3,13 @@
  *
  * Usage: unsupported MODE DIR
  *
- *   timer   creates a POSIX timer (timer_create) that is never armed
  *   inotify keeps an inotify instance open
  *   sharedfiles clones a child that shares its fd table (CLONE_FILES)
  *   socket  keeps a Unix domain socket open (unbound and unconnected, so it sends nothing)
  *   tty     keeps both ends of a pseudoterminal open, opened with O_NOCTTY
  *
  * Once the resource exists it writes DIR/ready with one line of key=value
- * pairs: "pid=P timer=T", "pid=P child=C", "pid=P fd=N" or "pid=P fd=M,S"
+ * pairs: "pid=P child=C", "pid=P fd=N" or "pid=P fd=M,S"
  * (master and slave). Then it rewrites DIR/status at offset 0 every 10 ms with
  * "tick N", so a test can see that it still runs, until it is killed.
  * Setup errors exit 2.
@@ -68,18 +67,13 @@ int main(int argc, char **argv)
     pid_t pid = getpid();
 
     if (argc != 3) {
-        fprintf(stderr, "usage: unsupported timer|inotify|sharedfiles|socket|tty DIR\n");
+        fprintf(stderr, "usage: unsupported inotify|sharedfiles|socket|tty DIR\n");
         return 2;
     }
     const char *mode = argv[1];
     const char *dir = argv[2];
 
-    if (strcmp(mode, "timer") == 0) {
-        timer_t timer;
-        if (timer_create(CLOCK_MONOTONIC, NULL, &timer) != 0)
-            die("timer_create failed");
-        snprintf(ready, sizeof(ready), "pid=%d timer=%d\n", (int)pid, (int)(intptr_t)timer);
-    } else if (strcmp(mode, "sharedfiles") == 0) {
+    if (strcmp(mode, "sharedfiles") == 0) {
         static char stack[65536];
         int child = clone(pause_forever, stack + sizeof(stack), CLONE_FILES | SIGCHLD, NULL);
         if (child < 0)
@@ -109,7 +103,7 @@ int main(int argc, char **argv)
             die("cannot open the pseudoterminal slave");
         snprintf(ready, sizeof(ready), "pid=%d fd=%d,%d\n", (int)pid, master, slave);
     } else {
-        fprintf(stderr, "unsupported: unknown mode %s, expected timer, inotify, sharedfiles, socket or tty\n",
+        fprintf(stderr, "unsupported: unknown mode %s, expected inotify, sharedfiles, socket or tty\n",
                 mode);
         return 2;
     }

@@ -189,6 +189,9 @@ pub struct Process {
     pub threads: Vec<Thread>,
     pub cwd: String,
     pub root: String,
+    /// POSIX timers (timer_create), restored with their IDs.
+    #[serde(default)]
+    pub posix_timers: Vec<PosixTimer>,
     /// Wait status of a zombie (a process that exited and was not yet
     /// waited for), as waitpid(2) reports it: 0x0300 for exit code 3, 9
     /// for a kill by SIGKILL. A zombie's record has no threads, memory or
@@ -203,6 +206,24 @@ impl Record for Process {
     fn validate(&self, path: &Path) -> Result<(), ImageError> {
         validate::validate_process(self, path)
     }
+}
+
+/// A POSIX timer: its ID, clock, how it notifies, and the time left to
+/// its next expiration at dump time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PosixTimer {
+    pub id: i32,
+    pub clock: i32,
+    /// SIGEV_SIGNAL, SIGEV_NONE or SIGEV_THREAD_ID.
+    pub notify: i32,
+    pub signal: i32,
+    /// sigev_value, passed to the handler in si_value.
+    pub value: u64,
+    /// Thread that SIGEV_THREAD_ID delivers to.
+    pub thread: i32,
+    pub value_ns: u64,
+    pub interval_ns: u64,
 }
 
 /// Identity of a file on disk, used to check it is unchanged at restore.

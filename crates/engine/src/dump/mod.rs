@@ -1,8 +1,7 @@
 //! Checkpoint of one process into an image directory.
 //!
 //! Steps, with the target stopped from the first to the last:
-//! 1. check that the target has nothing stasis cannot save (children,
-//!    POSIX timers, seccomp, a changed root, another PID namespace);
+//! 1. check that the target has nothing stasis cannot save (seccomp, a changed root, another PID namespace);
 //! 2. seize and stop every thread, blocking its signals;
 //! 3. run system calls inside it to read what /proc does not show
 //!    (signal dispositions, sigaltstack, timers, brk …);
@@ -151,13 +150,6 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
                 "{pid} is a thread of process {}; dump the process instead",
                 status.tgid
             ),
-        });
-    }
-    let timers = std::fs::read_to_string(format!("/proc/{pid}/timers")).unwrap_or_default();
-    if let Some(id) = timers.lines().find_map(|line| line.strip_prefix("ID: ")) {
-        return Err(DumpError::Unsupported {
-            pid,
-            reason: format!("it has POSIX timer {id} (timer_create), which stasis cannot save yet"),
         });
     }
     let own_net = std::fs::read_link("/proc/self/ns/net").ok();

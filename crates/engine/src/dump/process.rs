@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use stasis_image::{
-    Bytes, Credentials, Itimer, MmFields, Process, Rlimit, RobustList, Rseq, SigAction,
+    Bytes, Credentials, Itimer, MmFields, PosixTimer, Process, Rlimit, RobustList, Rseq, SigAction,
     SigAltStack, Thread,
 };
 use stasis_linux::remote::RemoteProcess;
@@ -139,6 +139,7 @@ pub fn collect(
         threads,
         cwd: cwd.to_string_lossy().into_owned(),
         root: root.to_string_lossy().into_owned(),
+        posix_timers: collect_posix_timers(pid, remote, scratch)?,
         zombie_exit_status: None,
     })
 }
@@ -280,6 +281,87 @@ fn collect_sigactions(
     Ok(actions)
 }
 
+/// Reads the POSIX timers from /proc/PID/timers and the time left to each
+/// with timer_gettime run in the process.
+fn collect_posix_timers(
+    pid: i32,
+    remote: &mut RemoteProcess,
+    scratch: u64,
+) -> Result<Vec<PosixTimer>, DumpError> {
+    let path = format!("/proc/{pid}/timers");
+    let text = std::fs::read_to_string(&path).map_err(|source| DumpError::Io {
+        path: path.clone().into(),
+        source,
+    })?;
+    let invalid = |line: &str| DumpError::Unsupported {
+        pid,
+        reason: format!("cannot parse {path}: {line:?}"),
+    };
+    let mut timers = Vec::new();
+    let mut timer: Option<PosixTimer> = None;
+    for line in text.lines() {
+        let (key, value) = line.split_once(':').ok_or_else(|| invalid(line))?;
+        let value = value.trim();
+        match key {
+            "ID" => {
+                timers.extend(timer.take());
+                timer = Some(PosixTimer {
+                    id: value.parse().map_err(|_| invalid(line))?,
+                    clock: 0,
+                    notify: libc::SIGEV_SIGNAL,
+                    signal: 0,
+                    value: 0,
+                    thread: 0,
+                    value_ns: 0,
+                    interval_ns: 0,
+                });
+            }
+            "signal" => {
+                let current = timer.as_mut().ok_or_else(|| invalid(line))?;
+                let (signal, sigval) = value.split_once('/').ok_or_else(|| invalid(line))?;
+                current.signal = signal.parse().map_err(|_| invalid(line))?;
+                current.value = u64::from_str_radix(sigval, 16).map_err(|_| invalid(line))?;
+            }
+            "notify" => {
+                let current = timer.as_mut().ok_or_else(|| invalid(line))?;
+                let (how, target) = value.split_once('/').ok_or_else(|| invalid(line))?;
+                current.notify = match how {
+                    "signal" => libc::SIGEV_SIGNAL,
+                    "none" => libc::SIGEV_NONE,
+                    "thread" => libc::SIGEV_THREAD_ID,
+                    _ => return Err(invalid(line)),
+                };
+                current.thread = target
+                    .rsplit('.')
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+            }
+            "ClockID" => {
+                timer.as_mut().ok_or_else(|| invalid(line))?.clock =
+                    value.parse().map_err(|_| invalid(line))?;
+            }
+            _ => {}
+        }
+    }
+    timers.extend(timer);
+
+    for timer in &mut timers {
+        remote
+            .syscall(
+                "timer_gettime",
+                libc::SYS_timer_gettime,
+                [timer.id as u64, scratch, 0, 0, 0, 0],
+            )
+            .step(pid, "reading a POSIX timer")?;
+        // struct itimerspec: it_interval {sec, nsec}, it_value {sec, nsec}.
+        let words = read_words(pid, scratch, 4)?;
+        timer.interval_ns = words[0] * 1_000_000_000 + words[1];
+        timer.value_ns = words[2] * 1_000_000_000 + words[3];
+    }
+    Ok(timers)
+}
+
 fn collect_itimers(
     pid: i32,
     remote: &mut RemoteProcess,
@@ -362,6 +444,7 @@ pub fn zombie_record(zombie: &crate::dump::tree::Zombie) -> Process {
         threads: Vec::new(),
         cwd: "/".into(),
         root: "/".into(),
+        posix_timers: Vec::new(),
         zombie_exit_status: Some(zombie.wait_status),
     }
 }

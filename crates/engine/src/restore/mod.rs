@@ -294,6 +294,7 @@ fn rebuild(
     for (remote, thread) in remotes.iter_mut().zip(&process.threads) {
         process::set_thread_state(remote, scratch, thread)?;
     }
+    process::set_posix_timers(&mut remotes[0], scratch, process)?;
     process::queue_signals(&mut remotes[0], scratch, process)?;
     for remote in remotes.iter_mut() {
         process::set_credentials(remote, scratch, process)?;

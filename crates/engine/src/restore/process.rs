@@ -540,3 +540,78 @@ pub fn set_credentials(
     }
     Ok(())
 }
+
+/// prctl that makes timer_create take the ID to allocate from its timer_id
+/// argument (Linux 6.16).
+const PR_TIMER_CREATE_RESTORE_IDS: u64 = 77;
+
+/// Creates the POSIX timers with their saved IDs and arms them. Runs after
+/// the threads exist, since a timer may signal one of them.
+pub fn set_posix_timers(
+    remote: &mut RemoteProcess,
+    scratch: u64,
+    process: &Process,
+) -> Result<(), RestoreError> {
+    if process.posix_timers.is_empty() {
+        return Ok(());
+    }
+    let pid = remote.pid();
+    remote
+        .syscall(
+            "prctl(PR_TIMER_CREATE_RESTORE_IDS)",
+            libc::SYS_prctl,
+            [PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0, 0],
+        )
+        .step(
+            pid,
+            "asking for POSIX timer IDs (needs Linux 6.16 or later)",
+        )?;
+    for timer in &process.posix_timers {
+        // struct sigevent: sigev_value (8 bytes), sigev_signo, sigev_notify,
+        // then the thread ID for SIGEV_THREAD_ID; 64 bytes in all.
+        let mut event = vec![0u8; 64];
+        event[0..8].copy_from_slice(&timer.value.to_ne_bytes());
+        event[8..12].copy_from_slice(&timer.signal.to_ne_bytes());
+        event[12..16].copy_from_slice(&timer.notify.to_ne_bytes());
+        event[16..20].copy_from_slice(&timer.thread.to_ne_bytes());
+        event.extend_from_slice(&(timer.id as i64).to_ne_bytes());
+        put(remote, scratch, &event)?;
+        remote
+            .syscall(
+                "timer_create",
+                libc::SYS_timer_create,
+                [timer.clock as u64, scratch, scratch + 64, 0, 0, 0],
+            )
+            .step(pid, format!("creating POSIX timer {}", timer.id))?;
+
+        // An expired periodic timer shows no time left; arm it one interval
+        // ahead so it keeps firing.
+        let value_ns = if timer.value_ns == 0 {
+            timer.interval_ns
+        } else {
+            timer.value_ns
+        };
+        let spec = words(&[
+            timer.interval_ns / 1_000_000_000,
+            timer.interval_ns % 1_000_000_000,
+            value_ns / 1_000_000_000,
+            value_ns % 1_000_000_000,
+        ]);
+        put(remote, scratch, &spec)?;
+        remote
+            .syscall(
+                "timer_settime",
+                libc::SYS_timer_settime,
+                [timer.id as u64, 0, scratch, 0, 0, 0],
+            )
+            .step(pid, format!("arming POSIX timer {}", timer.id))?;
+    }
+    remote
+        .syscall(
+            "prctl(PR_TIMER_CREATE_RESTORE_IDS)",
+            libc::SYS_prctl,
+            [PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0, 0],
+        )
+        .step(pid, "ending POSIX timer ID requests")?;
+    Ok(())
+}

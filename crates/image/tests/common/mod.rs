@@ -120,6 +120,7 @@ pub fn sample_process() -> Process {
         }],
         cwd: "/home/user".to_string(),
         root: "/".to_string(),
+        posix_timers: Vec::new(),
         zombie_exit_status: None,
     }
 }

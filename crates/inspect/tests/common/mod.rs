@@ -271,6 +271,7 @@ pub fn process() -> Process {
         }],
         cwd: "/home/user".to_string(),
         root: "/".to_string(),
+        posix_timers: Vec::new(),
         zombie_exit_status: None,
     }
 }
