@@ -3,7 +3,7 @@
  *
  * Usage: unsupported MODE DIR
  *
- *   inotify keeps an inotify instance open
+ *   pidfd   keeps a pidfd of itself open
  *   sharedfiles clones a child that shares its fd table (CLONE_FILES)
  *   socket  keeps a Unix domain socket open (unbound and unconnected, so it sends nothing)
  *   tty     keeps both ends of a pseudoterminal open, opened with O_NOCTTY
@@ -23,7 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     pid_t pid = getpid();
 
     if (argc != 3) {
-        fprintf(stderr, "usage: unsupported inotify|sharedfiles|socket|tty DIR\n");
+        fprintf(stderr, "usage: unsupported pidfd|sharedfiles|socket|tty DIR\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -79,10 +79,10 @@ int main(int argc, char **argv)
         if (child < 0)
             die("clone failed");
         snprintf(ready, sizeof(ready), "pid=%d child=%d\n", (int)pid, child);
-    } else if (strcmp(mode, "inotify") == 0) {
-        int fd = inotify_init1(0);
+    } else if (strcmp(mode, "pidfd") == 0) {
+        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (fd < 0)
-            die("inotify_init1 failed");
+            die("pidfd_open failed");
         snprintf(ready, sizeof(ready), "pid=%d fd=%d\n", (int)pid, fd);
     } else if (strcmp(mode, "socket") == 0) {
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
             die("cannot open the pseudoterminal slave");
         snprintf(ready, sizeof(ready), "pid=%d fd=%d,%d\n", (int)pid, master, slave);
     } else {
-        fprintf(stderr, "unsupported: unknown mode %s, expected inotify, sharedfiles, socket or tty\n",
+        fprintf(stderr, "unsupported: unknown mode %s, expected pidfd, sharedfiles, socket or tty\n",
                 mode);
         return 2;
     }

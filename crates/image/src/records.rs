@@ -560,6 +560,11 @@ pub enum OpenFile {
     /// A socket that is bound or listening but not connected: TCP, UDP,
     /// or a Unix socket with a path or an abstract name.
     Socket(SocketRecord),
+    /// An inotify instance and its watches, by watch descriptor.
+    Inotify {
+        flags: u32,
+        watches: Vec<InotifyWatch>,
+    },
     /// An epoll instance and the fds registered in it, by their number in
     /// the process that holds the epoll fd.
     Epoll {
@@ -601,6 +606,18 @@ pub struct SocketRecord {
     /// followed by its bytes.
     #[serde(default)]
     pub queued: Option<String>,
+}
+
+/// One watch of an inotify instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InotifyWatch {
+    /// Watch descriptor, which restore gives the watch again.
+    pub wd: i32,
+    /// Path of the watched file, found from its file handle at dump time.
+    pub path: String,
+    /// IN_* event mask as inotify_add_watch takes it.
+    pub mask: u32,
 }
 
 /// One registration of an epoll instance.

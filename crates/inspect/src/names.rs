@@ -344,6 +344,7 @@ pub fn fd_kind(file: &OpenFile) -> &'static str {
         OpenFile::SignalFd { .. } => "signalfd",
         OpenFile::Epoll { .. } => "epoll",
         OpenFile::Socket(_) => "socket",
+        OpenFile::Inotify { .. } => "inotify",
     }
 }
 

@@ -1,5 +1,5 @@
-//! Dump of processes that have something stasis does not support yet: an
-//! inotify fd, a child sharing its fd table, an unnamed Unix socket, a
+//! Dump of processes that have something stasis does not support yet: a
+//! pidfd, a child sharing its fd table, an unnamed Unix socket, a
 //! terminal. The dump must fail with an error that names the child or
 //! descriptor, write no manifest, and leave the target running as before.
 
@@ -138,14 +138,14 @@ fn dump_rejects_shared_fd_table() {
 }
 
 #[test]
-fn dump_rejects_inotify() {
-    let Some(env) = TestEnv::new("dump_rejects_inotify") else {
+fn dump_rejects_pidfd() {
+    let Some(env) = TestEnv::new("dump_rejects_pidfd") else {
         return;
     };
-    let target = Target::start(&env, "inotify");
+    let target = Target::start(&env, "pidfd");
     let fd = target.numbers("fd")[0];
 
-    assert_dump_rejected(&env, &target, "the inotify fd", &[fd]);
+    assert_dump_rejected(&env, &target, "the pidfd", &[fd]);
 }
 
 #[test]

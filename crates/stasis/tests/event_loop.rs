@@ -67,3 +67,56 @@ fn event_loop_restore_keeps_fds_working() {
         "signal count in the final output:\n{output}"
     );
 }
+
+#[test]
+fn inotify_restore_keeps_watch() {
+    let Some(env) = TestEnv::new("inotify_restore_keeps_watch") else {
+        return;
+    };
+    let watched = env.make_dir("watched");
+    let status = env.path("status");
+    let stop = env.path("stop");
+    let mut command = Command::new(workload_binary("inotify"));
+    command
+        .arg(&watched)
+        .arg(&status)
+        .arg(&stop)
+        .stdin(Stdio::null());
+    let pid = env.spawn("inotify", &mut command);
+    wait_until("the watch to start", WAIT_TIMEOUT, || {
+        status_value(&read_or_empty(&status), "created")
+    });
+    for i in 0..3 {
+        std::fs::write(watched.join(format!("file-before-{i}")), b"")
+            .expect("create a watched file");
+    }
+    wait_until("the watch to see 3 files", WAIT_TIMEOUT, || {
+        status_value(&read_or_empty(&status), "created").filter(|&count| count == 3)
+    });
+
+    let image = env.path("image");
+    env.dump_and_reap(pid, &image);
+    let restored = env.restore_detached(&image, pid, &[]);
+    for i in 0..4 {
+        std::fs::write(watched.join(format!("file-after-{i}")), b"")
+            .expect("create a watched file");
+    }
+    wait_until(
+        "the restored watch to see 4 more files",
+        WAIT_TIMEOUT,
+        || status_value(&read_or_empty(&status), "created").filter(|&count| count == 7),
+    );
+
+    std::fs::write(&stop, b"").expect("create the stop file");
+    let exit = wait_exit(restored, WAIT_TIMEOUT);
+    let output = env.stdout_of("inotify");
+    assert_eq!(
+        exit,
+        Exit::Code(0),
+        "the inotify workload failed:\n{output}"
+    );
+    assert!(
+        output.contains("created=7 wd=2"),
+        "unexpected inotify output:\n{output}"
+    );
+}

@@ -120,6 +120,7 @@ pub fn create(file: &OpenFile) -> Result<OwnedFd, RestoreError> {
             };
             owned(fd, "a new signalfd")
         }
+        OpenFile::Inotify { flags, ref watches } => create_inotify(nonblock(flags), watches),
         OpenFile::Epoll { .. } => {
             // SAFETY: epoll_create1 takes integers only.
             owned(
@@ -171,6 +172,85 @@ pub fn register_epolls(
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// Creates an inotify instance whose watches have their saved watch
+/// descriptors. The kernel hands out descriptors in increasing order, so
+/// a gap is skipped by adding and removing a watch on a scratch directory.
+fn create_inotify(
+    nonblock: i32,
+    watches: &[stasis_image::InotifyWatch],
+) -> Result<OwnedFd, RestoreError> {
+    // SAFETY: inotify_init1 takes integers only.
+    let fd = owned(
+        unsafe { libc::inotify_init1(libc::IN_CLOEXEC | nonblock) },
+        "a new inotify instance",
+    )?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    let scratch = std::env::temp_dir().join(format!("stasis-inotify-{}", std::process::id()));
+    let _ = std::fs::create_dir(&scratch);
+    let result = add_watches(raw, watches, &scratch);
+    let _ = std::fs::remove_dir(&scratch);
+    result?;
+    discard_events(raw);
+    Ok(fd)
+}
+
+/// Reads and drops the events queued while the watches were made: the
+/// IN_IGNORED events of the placeholder watches, which the process must
+/// not see.
+fn discard_events(fd: i32) {
+    // SAFETY: F_GETFL and F_SETFL on our own fd; read into a live buffer.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        let mut buffer = [0u8; 4096];
+        while libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) > 0 {}
+        libc::fcntl(fd, libc::F_SETFL, flags);
+    }
+}
+
+fn add_watches(
+    fd: i32,
+    watches: &[stasis_image::InotifyWatch],
+    scratch: &std::path::Path,
+) -> Result<(), RestoreError> {
+    use std::os::unix::ffi::OsStrExt;
+
+    let c_path = |path: &std::path::Path| {
+        std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
+    };
+    let scratch_path = c_path(scratch);
+    let mut next = 1;
+    for watch in watches {
+        while next < watch.wd {
+            // SAFETY: a valid C string path and integer arguments.
+            let filler =
+                unsafe { libc::inotify_add_watch(fd, scratch_path.as_ptr(), libc::IN_ATTRIB) };
+            if filler < 0 {
+                return Err(last_error("a placeholder inotify watch"));
+            }
+            // SAFETY: removes the watch just added.
+            unsafe { libc::inotify_rm_watch(fd, filler) };
+            next = filler + 1;
+        }
+        let path = c_path(std::path::Path::new(&watch.path));
+        // SAFETY: a valid C string path and integer arguments.
+        let wd = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), watch.mask) };
+        if wd < 0 {
+            return Err(last_error(&format!("the inotify watch on {}", watch.path)));
+        }
+        if wd != watch.wd {
+            return Err(RestoreError::Unsupported {
+                reason: format!(
+                    "the inotify watch on {} got descriptor {wd} instead of {}",
+                    watch.path, watch.wd
+                ),
+            });
+        }
+        next = wd + 1;
     }
     Ok(())
 }

@@ -537,7 +537,8 @@ fn open_fd(
         OpenFile::EventFd { .. }
         | OpenFile::TimerFd { .. }
         | OpenFile::SignalFd { .. }
-        | OpenFile::Epoll { .. } => {
+        | OpenFile::Epoll { .. }
+        | OpenFile::Inotify { .. } => {
             let fd = crate::restore::anon::create(file)?;
             move_above(fd, base, Path::new("an anonymous-inode file"))
         }

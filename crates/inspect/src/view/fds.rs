@@ -224,6 +224,15 @@ pub fn entry(fd: &Fd) -> FdEntry {
             entry.flags = *flags;
             entry.detail = Some(epoll_detail(targets));
         }
+        OpenFile::Inotify { flags, watches } => {
+            entry.path = "anon_inode:inotify".to_string();
+            entry.flags = *flags;
+            let described: Vec<String> = watches
+                .iter()
+                .map(|watch| format!("wd {} on {} (mask {:#x})", watch.wd, watch.path, watch.mask))
+                .collect();
+            entry.detail = Some(described.join(", "));
+        }
         OpenFile::Socket(record) => {
             entry.path = socket_address(record);
             entry.flags = record.flags;

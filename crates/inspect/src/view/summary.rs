@@ -134,6 +134,7 @@ pub struct FdCounts {
     pub pipe: u64,
     pub eventfd: u64,
     pub socket: u64,
+    pub inotify: u64,
     pub timerfd: u64,
     pub signalfd: u64,
     pub epoll: u64,
@@ -151,6 +152,7 @@ impl FdCounts {
         self.pipe += other.pipe;
         self.eventfd += other.eventfd;
         self.socket += other.socket;
+        self.inotify += other.inotify;
         self.timerfd += other.timerfd;
         self.signalfd += other.signalfd;
         self.epoll += other.epoll;
@@ -304,6 +306,7 @@ pub fn fd_counts(fds: &[stasis_image::Fd]) -> FdCounts {
             OpenFile::Pipe { .. } => counts.pipe += 1,
             OpenFile::EventFd { .. } => counts.eventfd += 1,
             OpenFile::Socket(_) => counts.socket += 1,
+            OpenFile::Inotify { .. } => counts.inotify += 1,
             OpenFile::TimerFd { .. } => counts.timerfd += 1,
             OpenFile::SignalFd { .. } => counts.signalfd += 1,
             OpenFile::Epoll { .. } => counts.epoll += 1,
@@ -562,6 +565,7 @@ fn render_fd_counts(fds: &FdCounts) -> String {
         ("pipe", fds.pipe),
         ("eventfd", fds.eventfd),
         ("socket", fds.socket),
+        ("inotify", fds.inotify),
         ("timerfd", fds.timerfd),
         ("signalfd", fds.signalfd),
         ("epoll", fds.epoll),
