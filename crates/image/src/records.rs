@@ -495,11 +495,13 @@ pub struct Fd {
 
 impl OpenFile {
     /// Returns the name of the file-data file that holds this file's saved
-    /// contents: a deleted regular file's data or a pipe's buffered bytes.
+    /// contents: a deleted regular file's data, a pipe's buffered bytes or
+    /// a socket's queued data.
     pub fn data_file(&self) -> Option<&str> {
         match self {
             OpenFile::Regular { content, .. } => content.as_deref(),
             OpenFile::Pipe { data, .. } => data.as_deref(),
+            OpenFile::Socket(record) => record.queued.as_deref(),
             _ => None,
         }
     }

@@ -298,6 +298,9 @@ pub fn validate_memory_map_layout(map: &MemoryMap, path: &Path) -> Result<(), Im
             format!("invalid PID {}", map.pid),
         ));
     }
+    for object in &map.shared_memory {
+        check_file_name(&object.contents, path)?;
+    }
     if !(map.pages.is_empty() && map.pages_file.is_empty()) {
         check_file_name(&map.pages_file, path)?;
     }
