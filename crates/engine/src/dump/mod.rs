@@ -1,15 +1,22 @@
-//! Checkpoint of one process into an image directory.
+//! Checkpoint of a process tree into an image directory.
 //!
-//! Steps, with the target stopped from the first to the last:
-//! 1. check that the target has nothing stasis cannot save (seccomp, a changed root, another PID namespace);
-//! 2. seize and stop every thread, blocking its signals;
-//! 3. run system calls inside it to read what /proc does not show
-//!    (signal dispositions, sigaltstack, timers, brk …);
-//! 4. save fds, mappings and private pages, then the process record;
-//! 5. commit the manifest (fsynced), and only then kill the target, or
+//! Steps, with every process of the tree stopped from the first to the
+//! last:
+//! 1. walk the tree from the root, checking and freezing each process
+//!    (every thread stopped, signals blocked) before listing its children;
+//!    a process must have no seccomp filter, `/` as root and the
+//!    namespaces of stasis;
+//! 2. reject what the image cannot hold: processes sharing resources
+//!    without being threads, pipes or Unix sockets connected outside the
+//!    tree;
+//! 3. for each process, run system calls inside it to read what /proc
+//!    does not show (signal dispositions, sigaltstack, timers, brk …), then
+//!    save its fds, mappings and private pages and its process record;
+//! 4. commit the manifest (fsynced), and only then kill the tree, or
 //!    resume it with --leave-running.
 //!
-//! Any failure resumes the target as it was and removes what was written.
+//! Any failure resumes every process as it was and removes what was
+//! written.
 
 mod anon;
 mod files;
@@ -152,21 +159,31 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
             ),
         });
     }
-    let own_net = std::fs::read_link("/proc/self/ns/net").ok();
-    let target_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
-    if own_net != target_net {
-        return Err(DumpError::Unsupported {
-            pid,
-            reason: "it runs in another network namespace, which stasis cannot save yet".into(),
-        });
-    }
-    let own_ns = std::fs::read_link("/proc/self/ns/pid").ok();
-    let target_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
-    if own_ns != target_ns {
-        return Err(DumpError::Unsupported {
-            pid,
-            reason: "it runs in another PID namespace, which stasis cannot save yet".into(),
-        });
+    // The image keeps paths, PIDs, addresses and IPC objects as stasis
+    // sees them, which holds only if the target shares its namespaces.
+    for (kind, what) in [
+        ("pid", "PID"),
+        ("net", "network"),
+        ("mnt", "mount"),
+        ("ipc", "IPC"),
+        ("user", "user"),
+        ("uts", "UTS"),
+        ("time", "time"),
+    ] {
+        let own = std::fs::read_link(format!("/proc/self/ns/{kind}")).ok();
+        let target_path = format!("/proc/{pid}/ns/{kind}");
+        let target = std::fs::read_link(&target_path).map_err(|source| DumpError::Io {
+            path: target_path.into(),
+            source,
+        })?;
+        if own.as_ref() != Some(&target) {
+            return Err(DumpError::Unsupported {
+                pid,
+                reason: format!(
+                    "it runs in another {what} namespace, which stasis cannot save yet"
+                ),
+            });
+        }
     }
     if status.seccomp.unwrap_or(0) != 0 {
         return Err(DumpError::Unsupported {
