@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use stasis_image::ImageError;
 use stasis_linux::LinuxError;
 
-/// Why a dump failed. The target is left running as it was.
+/// A dump failure. The target is left running as it was.
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
     #[error("process {pid} not found")]
@@ -40,7 +40,7 @@ pub enum DumpError {
     },
 }
 
-/// Why a restore failed. Any process it created has been killed.
+/// A restore failure. Any process it created has been killed.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error(transparent)]

@@ -20,7 +20,7 @@ const UDIAG_SHOW_RQLEN: u32 = 0x10;
 const UNIX_DIAG_PEER: u16 = 2;
 const UNIX_DIAG_RQLEN: u16 = 4;
 
-/// What sock_diag reports about one Unix socket.
+/// Facts that sock_diag reports about one Unix socket.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UnixSocketInfo {
     /// Inode of the connected peer, 0 if there is none.

@@ -40,7 +40,7 @@ use tree::Member;
 
 pub(crate) use socket::unix_path as socket_path;
 
-/// What to dump and how.
+/// Options of a dump: the target, the image directory and the modes.
 #[derive(Debug, Clone)]
 pub struct DumpOptions {
     pub pid: i32,
@@ -275,7 +275,7 @@ fn write_image(
     Ok((manifest, summary))
 }
 
-/// What one process contributed to the image.
+/// Counts of what one process added to the image.
 struct DumpedProcess {
     vmas: usize,
     fds: usize,

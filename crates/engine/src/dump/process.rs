@@ -423,7 +423,7 @@ fn read_words(pid: i32, addr: u64, count: usize) -> Result<Vec<u64>, DumpError> 
         .collect())
 }
 
-/// The record of a zombie: its place in the tree and its exit status.
+/// Returns the record of a zombie: its place in the tree and its exit status.
 pub fn zombie_record(zombie: &crate::dump::tree::Zombie) -> Process {
     Process {
         pid: zombie.pid,
