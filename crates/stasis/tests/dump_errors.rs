@@ -2,6 +2,8 @@
 //! pidfd, a child sharing its fd table, an unnamed Unix socket, a
 //! terminal. The dump must fail with an error that names the child or
 //! descriptor, write no manifest, and leave the target running as before.
+//! With --shell-job the terminal fds are saved instead, and restore
+//! attaches them to its own terminal.
 
 mod common;
 
@@ -181,6 +183,54 @@ fn dump_rejects_tty_fd() {
             link.as_deref().is_some_and(|link| link.starts_with("/dev/pt")),
             "descriptor {fd} of target {} is {link:?} after the failed dump, not the pseudoterminal",
             target.pid
+        );
+    }
+}
+
+#[test]
+fn shell_job_restore_reattaches_terminal() {
+    let Some(env) = TestEnv::new("shell_job_restore_reattaches_terminal") else {
+        return;
+    };
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("skipping shell_job_restore_reattaches_terminal: script(1) from util-linux is not installed");
+        return;
+    }
+    let target = Target::start(&env, "tty");
+    let fds = target.numbers("fd");
+    let pid = target.pid;
+    let image = env.path("image");
+    let image_text = image.to_str().expect("test paths are UTF-8");
+    let pid_text = pid.to_string();
+
+    let run = env.stasis(&["dump", "-t", &pid_text, "-D", image_text, "--shell-job"]);
+    assert!(run.success(), "dump --shell-job failed:\n{run}");
+    assert!(
+        wait_pid_free(pid, WAIT_TIMEOUT),
+        "PID {pid} is still in use after the dump"
+    );
+
+    // script(1) runs the restore with a new pseudoterminal on its standard
+    // input, which the restored terminal fds are attached to.
+    let restore = format!("{STASIS} restore -D {image_text} -d");
+    let output = Command::new("script")
+        .args(["-qec", &restore, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    env.track_if_child(pid);
+    assert!(
+        output.status.success(),
+        "restore under script failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(is_running(pid), "the restored process is not running");
+    for &fd in &fds {
+        let link = proc_fd_target(pid, fd);
+        assert!(
+            link.as_deref()
+                .is_some_and(|link| link.starts_with("/dev/pts/")),
+            "restored descriptor {fd} is {link:?}, not a pseudoterminal"
         );
     }
 }
