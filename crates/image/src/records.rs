@@ -291,7 +291,7 @@ pub struct Itimer {
     pub value_us: u64,
 }
 
-/// A signal disposition as struct kernel_sigaction holds it.
+/// A signal disposition as struct kernel_sigaction stores it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigAction {
@@ -494,7 +494,7 @@ pub struct Fd {
 }
 
 impl OpenFile {
-    /// Returns the name of the file-data file that holds this file's saved
+    /// Returns the name of the file-data file that contains this file's saved
     /// contents: a deleted regular file's data, a pipe's buffered bytes or
     /// a socket's queued data.
     pub fn data_file(&self) -> Option<&str> {

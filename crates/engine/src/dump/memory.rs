@@ -1,7 +1,7 @@
-//! Saving the address space: mappings and the pages that only the process
+//! Saving the address space: mappings and the pages whose data exists only in the process
 //! holds.
 //!
-//! A page is saved when it holds data that cannot be rebuilt: a present or
+//! A page is saved when it contains data that cannot be rebuilt: a present or
 //! swapped page of a private mapping that is neither the shared zero page
 //! nor still the mapped file's own page. Pages of private file mappings
 //! that were written but still equal the file are compared and skipped.

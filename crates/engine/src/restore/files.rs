@@ -100,7 +100,7 @@ impl Descriptions {
         }
     }
 
-    /// Returns the fd that holds the description of `entry`, opening it on
+    /// Returns the fd that refers to the description of `entry`, opening it on
     /// first use.
     fn get(&mut self, image: &Image, entry: &Fd, check: &FileCheck) -> Result<i32, RestoreError> {
         if let Some(fd) = self.by_id.get(&entry.description) {

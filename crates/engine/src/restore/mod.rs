@@ -191,7 +191,7 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
     rebuilt?;
 
     tree.release()?;
-    // stasis holds both ends of every restored pipe: they are closed before
+    // stasis keeps both ends of every restored pipe open: they are closed before
     // anything waits for the restored processes, or a reader never sees EOF.
     drop(opened);
     drop(descriptions);
