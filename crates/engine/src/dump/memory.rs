@@ -1,5 +1,5 @@
-//! Saving the address space: mappings and the pages whose data exists only in the process
-//! holds.
+//! Saving the address space: mappings and the pages whose data exists
+//! only in the process.
 //!
 //! A page is saved when it contains data that cannot be rebuilt: a present or
 //! swapped page of a private mapping that is neither the shared zero page
