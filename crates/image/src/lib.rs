@@ -17,6 +17,7 @@ pub mod format;
 mod json;
 mod reader;
 pub mod records;
+pub mod time;
 pub mod validate;
 mod writer;
 

@@ -294,36 +294,8 @@ pub fn share(part: u64, whole: u64) -> f64 {
 /// Formats seconds since the Unix epoch as an RFC 3339 UTC time,
 /// `2024-05-01T12:00:00Z`.
 pub fn rfc3339_utc(unix_seconds: u64) -> String {
-    let days = unix_seconds / 86_400;
-    let seconds = unix_seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-}
-
-/// Converts days since 1970-01-01 to a proleptic Gregorian (year, month,
-/// day), counting in 400-year eras of 146097 days.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shift the epoch to 0000-03-01, so that leap days end each year.
-    let shifted = days + 719_468;
-    let era = shifted / 146_097;
-    let day_of_era = shifted % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let (year, month, day, hour, minute, second) = stasis_image::time::utc_fields(unix_seconds);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
 }
 
 /// Formats microseconds as milliseconds with one decimal.

@@ -295,39 +295,8 @@ fn truncate(text: &str) -> &str {
 /// Formats seconds since the Unix epoch as a UTC date and time,
 /// "YYYY-MM-DD HH:MM:SS UTC", with the proleptic Gregorian calendar.
 pub fn format_utc(unix_seconds: u64) -> String {
-    let days = unix_seconds / 86_400;
-    let second_of_day = unix_seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    )
-}
-
-/// Converts a count of days since 1970-01-01 to a (year, month, day) date.
-/// Works in 400-year eras of 146,097 days, which repeat exactly in the
-/// Gregorian calendar, with years starting on March 1 so that the leap day
-/// is the last day of a year.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Day 0 of this count is 0000-03-01; 1970-01-01 is day 719,468.
-    let shifted = days + 719_468;
-    let era = shifted / 146_097;
-    let day_of_era = shifted % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    // Months counted from March: 0 is March, 11 is February.
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = era * 400 + year_of_era + u64::from(month <= 2);
-    (year, month, day)
+    let (year, month, day, hour, minute, second) = stasis_image::time::utc_fields(unix_seconds);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02} UTC")
 }
 
 #[cfg(test)]
