@@ -5,7 +5,7 @@ Usage: sockpair.py DIR
 
 The parent sends the numbers 1..300, each as a line on the stream socket
 and as a datagram, faster than the child reads them, so data waits in both
-sockets. The child checks that both arrive in order and once, and answers
+sockets. The child checks that both arrive in order and once, and replies
 "done N" on the datagram socket. The parent writes the number sent so far
 to DIR/progress and, at the end, "done N child_status=S" to DIR/result.
 """

@@ -568,7 +568,7 @@ pub enum OpenFile {
         watches: Vec<InotifyWatch>,
     },
     /// An epoll instance and the fds registered in it, by their number in
-    /// the process that holds the epoll fd.
+    /// the process that has the epoll fd open.
     Epoll {
         flags: u32,
         targets: Vec<EpollTarget>,

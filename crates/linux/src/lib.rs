@@ -1,7 +1,7 @@
 //! Linux interfaces that checkpoint and restore are built from: ptrace,
 //! system calls run inside a stopped process, /proc readers, PAGEMAP_SCAN.
 //!
-//! Nothing here knows about images; the engine combines these pieces.
+//! Nothing here reads or writes images; the engine combines these pieces.
 
 pub mod error;
 pub mod mem;

@@ -69,7 +69,7 @@ pub fn children(pid: i32) -> Result<Vec<i32>> {
     Ok(pids)
 }
 
-/// The auxiliary vector as raw (type, value) words, AT_NULL pair included.
+/// Returns the auxiliary vector as raw (type, value) words, AT_NULL pair included.
 pub fn auxv(pid: i32) -> Result<Vec<u64>> {
     let path = PathBuf::from(format!("/proc/{pid}/auxv"));
     let bytes = std::fs::read(&path).map_err(|source| LinuxError::Io {
@@ -166,7 +166,7 @@ pub fn fds(pid: i32) -> Result<Vec<i32>> {
     Ok(fds)
 }
 
-/// What backs a mapping, from the last column of /proc/PID/maps.
+/// The backing of a mapping, from the last column of /proc/PID/maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MapBacking {
     Anonymous,

@@ -18,7 +18,7 @@ const XSTATE_MAX: usize = 16 * 1024;
 /// The siginfo_t size on Linux, on every architecture.
 pub const SIGINFO_SIZE: usize = 128;
 
-/// What a waited-for tracee reported.
+/// The report of a waited-for tracee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     /// PTRACE_EVENT_STOP: stopped by PTRACE_INTERRUPT or a group stop.

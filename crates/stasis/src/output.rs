@@ -10,7 +10,7 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether progress output goes to a person (stderr is a terminal).
+/// Returns whether progress output goes to a person (stderr is a terminal).
 pub fn interactive() -> bool {
     std::io::stderr().is_terminal()
 }

@@ -191,7 +191,7 @@ fn path_of_handle(pid: i32, sdev: u64, handle_type: i32, handle: &[u8]) -> Optio
     buffer.extend_from_slice(&(handle.len() as u32).to_ne_bytes());
     buffer.extend_from_slice(&handle_type.to_ne_bytes());
     buffer.extend_from_slice(handle);
-    // SAFETY: `buffer` holds a complete struct file_handle; the returned fd
+    // SAFETY: `buffer` contains a complete struct file_handle; the returned fd
     // is owned below.
     let raw = unsafe {
         libc::syscall(

@@ -119,7 +119,7 @@ pub fn describe(
     Ok(vmas)
 }
 
-/// Whether `path`, as /proc/PID/maps shows it, names a shared memory
+/// Returns whether `path`, as /proc/PID/maps shows it, names a shared memory
 /// object with no file on disk: a memfd, or shared anonymous memory, which
 /// the kernel backs with an unlinked "/dev/zero" file.
 fn is_shmem(path: &Path) -> bool {
@@ -190,7 +190,7 @@ fn unsupported(pid: i32, mapping: &Mapping, what: &str) -> DumpError {
     }
 }
 
-/// Whether the pages of `vma` are ever saved.
+/// Returns whether the pages of `vma` are ever saved.
 fn holds_private_pages(vma: &Vma) -> bool {
     !vma.shared
         && matches!(

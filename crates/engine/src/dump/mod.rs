@@ -159,8 +159,9 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
             ),
         });
     }
-    // The image keeps paths, PIDs, addresses and IPC objects as stasis
-    // sees them, which holds only if the target shares its namespaces.
+    // The image keeps paths, PIDs, addresses and IPC objects as they
+    // appear to stasis, which is right only if the target shares its
+    // namespaces.
     for (kind, what) in [
         ("pid", "PID"),
         ("net", "network"),

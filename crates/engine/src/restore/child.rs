@@ -40,7 +40,7 @@ pub struct Created {
     pub pid: i32,
     /// Threads created after the main one, detached on release.
     pub threads: Vec<i32>,
-    /// Remote-syscall handle, kept once made, because it knows whether the
+    /// Remote-syscall handle, kept once made, because it records whether the
     /// process sits in a syscall stop.
     pub remote: Option<RemoteProcess>,
     /// The process was made to exit, to become a zombie.

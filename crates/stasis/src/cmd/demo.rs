@@ -161,7 +161,7 @@ fn wait_for_tick(log: &Path, tick: u64, timeout: Duration) -> anyhow::Result<u64
     }
 }
 
-/// The demo workload: fills a buffer, then on every tick checks it, updates
+/// Runs the demo workload: fills a buffer, then on every tick checks it, updates
 /// a running checksum and appends `tick N checksum C` to the log.
 pub fn run_workload(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
     // fds inherited from the caller (pipes, sockets) would make the
@@ -189,7 +189,7 @@ pub fn run_workload(args: WorkloadArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The expected buffer word at `index`: a multiplicative hash, or with
+/// Returns the expected buffer word at `index`: a multiplicative hash, or with
 /// `random` a SplitMix64 output, whose bytes do not compress.
 fn word_at(index: u64, random: bool) -> u64 {
     let mut z = index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
