@@ -79,6 +79,18 @@ pub enum ImageError {
         actual: String,
     },
 
+    #[error(
+        "{path} is corrupt: bytes {start}..{end} of its data (chunk {chunk} of {chunks}) \
+         do not match their hash; the file changed after the dump"
+    )]
+    ChunkMismatch {
+        path: PathBuf,
+        chunk: u64,
+        chunks: u64,
+        start: u64,
+        end: u64,
+    },
+
     #[error("{path} contains an invalid CBOR record: {message}")]
     Decode { path: PathBuf, message: String },
 

@@ -113,15 +113,23 @@ impl Header {
         } else {
             HEADER_SIZE
         };
-        start.checked_add(self.payload_len).ok_or_else(|| {
-            ImageError::invalid(
-                path,
-                format!(
-                    "payload length {} in the header is too large",
-                    self.payload_len
-                ),
-            )
-        })
+        let trailer = if self.kind.is_data() {
+            crate::chunks::trailer_len(self.payload_len)
+        } else {
+            0
+        };
+        start
+            .checked_add(self.payload_len)
+            .and_then(|size| size.checked_add(trailer))
+            .ok_or_else(|| {
+                ImageError::invalid(
+                    path,
+                    format!(
+                        "payload length {} in the header is too large",
+                        self.payload_len
+                    ),
+                )
+            })
     }
 }
 

@@ -12,6 +12,7 @@
 //! checked, and decoded records are checked by [`validate`] before use.
 
 pub mod bytes;
+pub mod chunks;
 mod error;
 pub mod format;
 mod json;
@@ -25,7 +26,9 @@ pub use bytes::Bytes;
 pub use error::ImageError;
 pub use format::{FORMAT_VERSION, HEADER_SIZE, MANIFEST_NAME, PAGE_DATA_OFFSET, PAGE_SIZE};
 pub use json::{decode_record_file, encode_record_json};
-pub use reader::{DataFile, Image};
+#[cfg(feature = "bench")]
+pub use reader::bench;
+pub use reader::{DataFile, DataReader, Image};
 pub use records::*;
 pub use validate::validate_memory_map;
 pub use writer::{DataWriter, ImageWriter};

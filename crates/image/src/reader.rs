@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use crate::chunks::{self, ChainingValue};
 use crate::error::ImageError;
 use crate::format::{
     decode_record_bytes, expect_kind, expect_size, parse_header, Header, HEADER_SIZE,
@@ -13,9 +14,6 @@ use crate::format::{
 };
 use crate::records::{FdTable, FileEntry, Manifest, MemoryMap, Process, Record, RecordKind};
 use crate::validate::validate_memory_map;
-
-/// Size of the read buffer used to hash data files, in bytes.
-const HASH_BUFFER_SIZE: usize = 1 << 20;
 
 /// An image opened for reading. Its manifest has been read and checked, and
 /// every listed file exists with the listed size.
@@ -269,8 +267,53 @@ impl Image {
         })
     }
 
-    /// Checks the data file `name` with [`Image::data_file`], then reads
-    /// all its data and checks the BLAKE3 hash against the manifest.
+    /// Opens the data file `name`, listed with kind `kind`, for reading
+    /// with its data checked chunk by chunk.
+    ///
+    /// Checks the file as [`Image::data_file`] does, then reads its chunk
+    /// hashes and checks that they merge into the hash that the manifest
+    /// lists, so that each chunk can be checked against the manifest as it
+    /// is read.
+    pub fn data_reader(&self, name: &str, kind: RecordKind) -> Result<DataReader, ImageError> {
+        let data = self.data_file(name, kind)?;
+        let (entry, _) = self.entry(name, kind)?;
+        let root = blake3::Hash::from_hex(&entry.blake3).map_err(|_| {
+            ImageError::invalid(&data.path, "the manifest lists no valid BLAKE3 hash for it")
+        })?;
+        let file = open_regular(&data.path)?;
+        let trailer_len = chunks::trailer_len(data.len);
+        let mut trailer = vec![0u8; trailer_len as usize];
+        read_exact_at(&file, &mut trailer, data.data_offset + data.len, &data.path)?;
+        let values: Vec<ChainingValue> = trailer
+            .chunks_exact(chunks::CHUNK_HASH_SIZE as usize)
+            .map(|value| value.try_into().expect("32-byte slices"))
+            .collect();
+        if !values.is_empty() {
+            let merged = chunks::root_hash(&values, data.len);
+            if merged != root {
+                return Err(ImageError::invalid(
+                    &data.path,
+                    format!(
+                        "the chunk hashes at the end of the file give BLAKE3 {}, \
+                         but the manifest lists {}: the file changed after the dump",
+                        merged.to_hex(),
+                        entry.blake3
+                    ),
+                ));
+            }
+        }
+        Ok(DataReader {
+            file,
+            path: data.path,
+            data_offset: data.data_offset,
+            len: data.len,
+            values,
+            root,
+        })
+    }
+
+    /// Checks the data file `name` with [`Image::data_reader`], then reads
+    /// all its data and checks every chunk.
     pub fn verify_data_file(&self, name: &str) -> Result<(), ImageError> {
         let kind = self
             .index
@@ -279,40 +322,10 @@ impl Image {
             .ok_or_else(|| ImageError::UnlistedFile {
                 path: self.dir.join(name),
             })?;
-        let data = self.data_file(name, kind)?;
-        let (entry, _) = self.entry(name, kind)?;
-
-        let mut file = open_regular(&data.path)?;
-        file.seek(SeekFrom::Start(data.data_offset))
-            .map_err(|error| ImageError::io(&data.path, error))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut buffer = vec![0u8; HASH_BUFFER_SIZE];
-        let mut hashed = 0u64;
-        loop {
-            let count = match file.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(count) => count,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(ImageError::io(&data.path, error)),
-            };
-            hasher.update(&buffer[..count]);
-            hashed += count as u64;
-        }
-        if hashed != data.len {
-            return Err(ImageError::size_mismatch(
-                data.path,
-                data.data_offset + data.len,
-                data.data_offset + hashed,
-            ));
-        }
-
-        let actual = hasher.finalize().to_hex().to_string();
-        if actual != entry.blake3 {
-            return Err(ImageError::HashMismatch {
-                path: data.path,
-                expected: entry.blake3.clone(),
-                actual,
-            });
+        let reader = self.data_reader(name, kind)?;
+        let mut buffer = Vec::new();
+        for index in 0..reader.chunk_count() {
+            reader.read_chunk(index, &mut buffer)?;
         }
         Ok(())
     }
@@ -388,6 +401,163 @@ impl Image {
             ))
         }
     }
+}
+
+/// Reads the data of one data file and checks each chunk of it against the
+/// manifest as it reads it. Made by [`Image::data_reader`].
+///
+/// The reader only reads with positioned reads, so one reader can serve
+/// several threads.
+#[derive(Debug)]
+pub struct DataReader {
+    file: File,
+    path: PathBuf,
+    data_offset: u64,
+    len: u64,
+    /// Chaining value of each chunk, already checked against `root`; empty
+    /// when the data is one chunk at most.
+    values: Vec<ChainingValue>,
+    /// BLAKE3 hash of the data, from the manifest.
+    root: blake3::Hash,
+}
+
+impl DataReader {
+    /// Length of the data in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Returns true when the file has no data.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of chunks of the data.
+    pub fn chunk_count(&self) -> u64 {
+        chunks::chunk_count(self.len)
+    }
+
+    /// Reads chunk `index` into `buffer`, replacing its contents, and checks
+    /// it against its hash. On error, `buffer` is left empty.
+    pub fn read_chunk(&self, index: u64, buffer: &mut Vec<u8>) -> Result<(), ImageError> {
+        let chunks = self.chunk_count();
+        if index >= chunks {
+            return Err(ImageError::invalid(
+                &self.path,
+                format!("chunk {index} asked for, but the data has {chunks} chunks"),
+            ));
+        }
+        let (start, end) = chunks::chunk_range(index, self.len);
+        buffer.clear();
+        buffer.resize((end - start) as usize, 0);
+        read_exact_at(&self.file, buffer, self.data_offset + start, &self.path)?;
+        let good = if bench::chunk_checks_off() {
+            true
+        } else if self.values.is_empty() {
+            blake3::hash(buffer) == self.root
+        } else {
+            chunks::chunk_value(index, buffer) == self.values[index as usize]
+        };
+        if good {
+            Ok(())
+        } else {
+            buffer.clear();
+            Err(ImageError::ChunkMismatch {
+                path: self.path.clone(),
+                chunk: index,
+                chunks,
+                start,
+                end,
+            })
+        }
+    }
+
+    /// Reads all the data, which may be at most `limit` bytes, checking
+    /// each chunk.
+    pub fn read_all(&self, limit: u64) -> Result<Vec<u8>, ImageError> {
+        if self.len > limit {
+            return Err(ImageError::TooLarge {
+                path: self.path.clone(),
+                size: self.len,
+                limit,
+            });
+        }
+        let mut all = Vec::with_capacity(self.len as usize);
+        let mut buffer = Vec::new();
+        for index in 0..self.chunk_count() {
+            self.read_chunk(index, &mut buffer)?;
+            all.extend_from_slice(&buffer);
+        }
+        Ok(all)
+    }
+
+    /// Passes each chunk of the data, checked, to `sink` in order.
+    pub fn for_each_chunk<E: From<ImageError>>(
+        &self,
+        mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut buffer = Vec::new();
+        for index in 0..self.chunk_count() {
+            self.read_chunk(index, &mut buffer)?;
+            sink(&buffer)?;
+        }
+        Ok(())
+    }
+}
+
+/// A switch that turns chunk checks off, for benchmarks that measure what
+/// the checks cost. It exists only with the `bench` feature, which only
+/// the benchmarks enable.
+#[cfg(feature = "bench")]
+pub mod bench {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static OFF: AtomicBool = AtomicBool::new(false);
+
+    /// Turns chunk checks off (`true`) or on again (`false`).
+    pub fn turn_chunk_checks_off(off: bool) {
+        OFF.store(off, Ordering::SeqCst);
+    }
+
+    pub(crate) fn chunk_checks_off() -> bool {
+        OFF.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(not(feature = "bench"))]
+mod bench {
+    pub(crate) fn chunk_checks_off() -> bool {
+        false
+    }
+}
+
+/// Fills `buffer` from `file` at `offset`. A file that ends early is
+/// reported as invalid.
+fn read_exact_at(
+    file: &File,
+    buffer: &mut [u8],
+    offset: u64,
+    path: &Path,
+) -> Result<(), ImageError> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buffer, offset).map_err(|error| {
+        if error.kind() == io::ErrorKind::UnexpectedEof {
+            ImageError::invalid(
+                path,
+                format!(
+                    "the file ends before byte {} that its header implies",
+                    offset + buffer.len() as u64
+                ),
+            )
+        } else {
+            ImageError::io(path, error)
+        }
+    })
 }
 
 /// Returns the size of `path`, which must be a regular file (not a symbolic

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::error::ImageError;
-use crate::format::{check_file_name, FORMAT_VERSION, HEADER_SIZE, PAGE_DATA_OFFSET, PAGE_SIZE};
+use crate::format::{check_file_name, FORMAT_VERSION, HEADER_SIZE, PAGE_SIZE};
 use crate::records::{FdTable, Manifest, MemoryMap, PageRun, Process, RecordKind, Vma, VmaKind};
 
 /// Size of a raw `siginfo_t` on Linux, in bytes.
@@ -112,11 +112,14 @@ fn check_listed_size(
     path: &Path,
 ) -> Result<(), ImageError> {
     let problem = match kind {
-        RecordKind::Pages if size < PAGE_DATA_OFFSET || size % PAGE_SIZE != 0 => {
-            Some("a pages file is 4096 bytes plus a multiple of 4096")
+        RecordKind::Pages
+            if !crate::chunks::data_len_for_file_size(size)
+                .is_some_and(|len| len % PAGE_SIZE == 0) =>
+        {
+            Some("a pages file is 4096 bytes, plus a multiple of 4096, plus its chunk hashes")
         }
-        RecordKind::FileData if size < PAGE_DATA_OFFSET => {
-            Some("a file data file is at least 4096 bytes")
+        RecordKind::FileData if crate::chunks::data_len_for_file_size(size).is_none() => {
+            Some("a file data file is 4096 bytes, plus its data, plus its chunk hashes")
         }
         RecordKind::Process | RecordKind::MemoryMap | RecordKind::FdTable if size < HEADER_SIZE => {
             Some("a record file is at least 32 bytes")

@@ -6,6 +6,7 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::chunks::ChunkHasher;
 use crate::error::ImageError;
 use crate::format::{
     check_file_name, encode_record_bytes, Header, FORMAT_VERSION, HEADER_SIZE, MANIFEST_NAME,
@@ -132,14 +133,15 @@ impl ImageWriter {
             path,
             name: name.to_string(),
             kind,
-            hasher: blake3::Hasher::new(),
+            hasher: ChunkHasher::new(),
             len: 0,
         })
     }
 
-    /// Finishes a data file: writes the payload length into its header,
-    /// fsyncs it and remembers its size and hash for the manifest. A pages
-    /// file must hold a whole number of pages.
+    /// Finishes a data file: appends the chunk hashes (see
+    /// [`chunks`](crate::chunks)), writes the payload length into its
+    /// header, fsyncs it and remembers its size and hash for the manifest.
+    /// A pages file must hold a whole number of pages.
     pub fn finish_data(&mut self, writer: DataWriter) -> Result<(), ImageError> {
         let DataWriter {
             out,
@@ -162,6 +164,10 @@ impl ImageWriter {
             ));
         }
 
+        let (hash, trailer) = hasher.finish();
+        let mut out = out;
+        out.write_all(&trailer)
+            .map_err(|error| ImageError::io(&path, error))?;
         let mut file = out
             .into_inner()
             .map_err(|error| ImageError::io(&path, error.into_error()))?;
@@ -180,8 +186,8 @@ impl ImageWriter {
         self.entries.push(FileEntry {
             name,
             kind,
-            size: PAGE_DATA_OFFSET + len,
-            blake3: hasher.finalize().to_hex().to_string(),
+            size: PAGE_DATA_OFFSET + len + trailer.len() as u64,
+            blake3: hash.to_hex().to_string(),
         });
         Ok(())
     }
@@ -301,8 +307,8 @@ pub struct DataWriter {
     name: String,
     kind: RecordKind,
     /// BLAKE3 over the data written so far, which is what the manifest
-    /// lists for a data file.
-    hasher: blake3::Hasher,
+    /// lists for a data file, with the hash of each chunk.
+    hasher: ChunkHasher,
     len: u64,
 }
 

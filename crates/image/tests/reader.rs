@@ -499,9 +499,99 @@ fn data_file_hash_mismatch() {
         .data_file(PAGES, RecordKind::Pages)
         .expect("header is intact");
     let error = image.verify_data_file(PAGES).unwrap_err();
-    assert!(matches!(error, ImageError::HashMismatch { .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            ImageError::ChunkMismatch {
+                chunk: 0,
+                chunks: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
     let error = image.verify_all().unwrap_err();
-    assert!(matches!(error, ImageError::HashMismatch { .. }), "{error}");
+    assert!(matches!(error, ImageError::ChunkMismatch { .. }), "{error}");
+}
+
+#[test]
+fn large_data_file_reads_back_chunk_by_chunk() {
+    let (_temp, dir) = large_data_image();
+    let image = Image::open(&dir).unwrap();
+    let reader = image
+        .data_reader(LARGE_DATA, RecordKind::FileData)
+        .expect("open reader");
+    assert_eq!(reader.chunk_count(), 4);
+    let size = fs::metadata(dir.join(LARGE_DATA)).unwrap().len();
+    assert_eq!(size, 4096 + LARGE_DATA_LEN as u64 + 4 * 32);
+    assert_eq!(reader.read_all(u64::MAX).unwrap(), large_data());
+    let mut chunk = Vec::new();
+    reader.read_chunk(3, &mut chunk).unwrap();
+    assert_eq!(chunk.len(), (1 << 20) / 2);
+    image.verify_all().expect("verify all");
+}
+
+#[test]
+fn large_data_file_names_the_changed_chunk() {
+    let (_temp, dir) = large_data_image();
+    edit_file(&dir, LARGE_DATA, |bytes| bytes[4096 + (2 << 20) + 77] ^= 1);
+    let image = Image::open(&dir).unwrap();
+    let reader = image
+        .data_reader(LARGE_DATA, RecordKind::FileData)
+        .expect("the chunk hashes are intact");
+    let mut chunk = Vec::new();
+    reader.read_chunk(0, &mut chunk).expect("chunk 0 is intact");
+    reader.read_chunk(1, &mut chunk).expect("chunk 1 is intact");
+    let error = reader.read_chunk(2, &mut chunk).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ImageError::ChunkMismatch {
+                chunk: 2,
+                chunks: 4,
+                start: 2097152,
+                end: 3145728,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(chunk.is_empty());
+    assert!(error.to_string().contains("chunk 2 of 4"), "{error}");
+    let error = image.verify_all().unwrap_err();
+    assert!(
+        matches!(error, ImageError::ChunkMismatch { chunk: 2, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn large_data_file_with_changed_chunk_hashes() {
+    let (_temp, dir) = large_data_image();
+    edit_file(&dir, LARGE_DATA, |bytes| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+    });
+    let image = Image::open(&dir).unwrap();
+    let error = image
+        .data_reader(LARGE_DATA, RecordKind::FileData)
+        .unwrap_err();
+    assert!(error.to_string().contains("chunk hashes"), "{error}");
+    assert!(image.verify_all().is_err());
+}
+
+#[test]
+fn large_data_file_without_chunk_hashes() {
+    let (_temp, dir) = large_data_image();
+    edit_file(&dir, LARGE_DATA, |bytes| {
+        bytes.truncate(bytes.len() - 4 * 32)
+    });
+    relist(&dir, LARGE_DATA);
+    let image = Image::open(&dir).unwrap();
+    let error = image
+        .data_reader(LARGE_DATA, RecordKind::FileData)
+        .unwrap_err();
+    assert!(matches!(error, ImageError::Truncated { .. }), "{error}");
 }
 
 #[test]

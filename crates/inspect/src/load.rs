@@ -14,6 +14,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use stasis_image::chunks::{data_len_for_file_size, ChunkHasher};
 use stasis_image::format::{
     parse_header, payload_checksum, HEADER_SIZE, MANIFEST_NAME, MAX_MANIFEST_SIZE, MAX_RECORD_SIZE,
     SEAL_FILE_NAME,
@@ -515,17 +516,21 @@ fn check_data_file(path: &Path, entry: &FileEntry, version: u32) -> Result<(), S
         .take(PAGE_DATA_OFFSET)
         .read_to_end(&mut start)
         .map_err(|error| format!("unreadable: {error}"))?;
-    check_data_header(&start, path, entry, version, size)?;
+    let data_len = check_data_header(&start, path, entry, version, size)?;
 
-    let (hash, hashed) = hash_rest(&mut file).map_err(|error| format!("unreadable: {error}"))?;
-    if PAGE_DATA_OFFSET + hashed != size {
-        return Err(size_problem(size, PAGE_DATA_OFFSET + hashed));
-    }
+    let (hash, trailer) =
+        hash_data(&mut file, data_len).map_err(|error| format!("unreadable: {error}"))?;
     if hash != entry.blake3 {
         return Err(
             "corrupted: the BLAKE3 hash of its data differs from the one in the manifest"
                 .to_string(),
         );
+    }
+    let mut stored = Vec::with_capacity(trailer.len());
+    file.read_to_end(&mut stored)
+        .map_err(|error| format!("unreadable: {error}"))?;
+    if stored != trailer {
+        return Err("corrupted: the chunk hashes after its data do not match the data".to_string());
     }
     Ok(())
 }
@@ -538,7 +543,7 @@ fn check_data_header(
     entry: &FileEntry,
     version: u32,
     size: u64,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let header = parse_header(start, path).map_err(|error| error.to_string())?;
     if header.kind != entry.kind {
         return Err(format!(
@@ -565,26 +570,23 @@ fn check_data_header(
     if start[HEADER_SIZE as usize..].iter().any(|&byte| byte != 0) {
         return Err("the padding after the header is not zero".to_string());
     }
-    Ok(())
+    Ok(header.payload_len)
 }
 
-/// Hashes what is left to read of `file`. Returns the hash as hex and the
-/// number of bytes hashed.
-fn hash_rest(file: &mut File) -> io::Result<(String, u64)> {
-    let mut hasher = blake3::Hasher::new();
+/// Hashes the next `len` bytes of `file`. Returns the hash as hex and the
+/// chunk hashes that should follow the data.
+fn hash_data(file: &mut File, len: u64) -> io::Result<(String, Vec<u8>)> {
+    let mut hasher = ChunkHasher::new();
     let mut buffer = vec![0u8; HASH_BUFFER_SIZE];
-    let mut hashed = 0u64;
-    loop {
-        let count = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(count) => count,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        };
-        hasher.update(&buffer[..count]);
-        hashed += count as u64;
+    let mut left = len;
+    while left > 0 {
+        let want = (left as usize).min(buffer.len());
+        file.read_exact(&mut buffer[..want])?;
+        hasher.update(&buffer[..want]);
+        left -= want as u64;
     }
-    Ok((hasher.finalize().to_hex().to_string(), hashed))
+    let (hash, trailer) = hasher.finish();
+    Ok((hash.to_hex().to_string(), trailer))
 }
 
 /// Returns the names in `dir` that the manifest does not list, sorted,
@@ -720,7 +722,7 @@ fn check_memory_maps(image: &mut LoadedImage) {
                 map.pages_file, pages.kind
             )),
             Some(pages) => {
-                let data_len = pages.listed_size.saturating_sub(PAGE_DATA_OFFSET);
+                let data_len = data_len_for_file_size(pages.listed_size).unwrap_or(0);
                 validate_memory_map(map, data_len, &dir.join(&file))
                     .err()
                     .map(|error| error.to_string())

@@ -81,9 +81,8 @@ impl PageReader {
         let data_len = file
             .as_ref()
             .and_then(|file| file.metadata().ok())
-            .map_or(0, |metadata| {
-                metadata.len().saturating_sub(PAGE_DATA_OFFSET)
-            });
+            .and_then(|metadata| stasis_image::chunks::data_len_for_file_size(metadata.len()))
+            .unwrap_or(0);
 
         Some(PageReader {
             runs,

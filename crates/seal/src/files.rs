@@ -98,12 +98,18 @@ pub(crate) fn read_opened(
     Ok(bytes)
 }
 
-/// Hashes the regular file `path` with BLAKE3 from byte `offset` to its end.
-/// Returns the hash and the number of bytes hashed.
-pub(crate) fn hash_file(path: &Path, offset: u64) -> Result<(blake3::Hash, u64), SealError> {
-    let (mut file, _) = open_regular(path, Symlinks::Reject)?;
+/// Hashes the regular file `path` with BLAKE3 from byte `offset`, for at
+/// most `len` bytes. Returns the hash and the number of bytes hashed.
+pub(crate) fn hash_file(
+    path: &Path,
+    offset: u64,
+    len: u64,
+) -> Result<(blake3::Hash, u64), SealError> {
+    let (file, _) = open_regular(path, Symlinks::Reject)?;
+    let mut file = file;
     file.seek(SeekFrom::Start(offset))
         .map_err(|error| SealError::io(path, error))?;
+    let mut file = file.take(len);
     let mut hasher = blake3::Hasher::new();
     let mut buffer = vec![0u8; HASH_BUFFER_SIZE];
     let mut hashed = 0u64;

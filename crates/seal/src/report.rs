@@ -13,6 +13,8 @@ use stasis_image::{
     OpenFile, Process, RecordKind, MANIFEST_NAME, PAGE_DATA_OFFSET,
 };
 
+use stasis_image::chunks::data_len_for_file_size;
+
 use crate::error::SealError;
 use crate::files::hash_file;
 use crate::format::{SealInfo, SEAL_FILE_NAME};
@@ -348,15 +350,20 @@ fn check_listed_file(dir: &Path, entry: &FileEntry) -> FileCheck {
 }
 
 /// Hashes the file as the manifest defines its hash: the whole file for a
-/// record file, the data after the 4096-byte header and padding for a data
-/// file. Returns the problem, if any.
+/// record file, the data between the 4096-byte header with padding and the
+/// chunk hashes for a data file. Returns the problem, if any. The chunk
+/// hashes are checked with the other format checks.
 fn check_hash(path: &Path, entry: &FileEntry) -> Option<(FileStatus, String)> {
-    let (offset, what) = if entry.kind.is_data() {
-        (PAGE_DATA_OFFSET, "BLAKE3 hash of the data (from byte 4096)")
+    let (offset, len, what) = if entry.kind.is_data() {
+        (
+            PAGE_DATA_OFFSET,
+            data_len_for_file_size(entry.size).unwrap_or(u64::MAX),
+            "BLAKE3 hash of the data (from byte 4096)",
+        )
     } else {
-        (0, "BLAKE3 hash")
+        (0, u64::MAX, "BLAKE3 hash")
     };
-    match hash_file(path, offset) {
+    match hash_file(path, offset, len) {
         Ok((hash, _)) if hash.to_hex().as_str() == entry.blake3 => None,
         Ok((hash, _)) => Some((
             FileStatus::Changed,
@@ -370,8 +377,8 @@ fn check_hash(path: &Path, entry: &FileEntry) -> Option<(FileStatus, String)> {
     }
 }
 
-/// Runs the image format's checks on every file: headers and padding of data
-/// files, and decoding and validation of records. Marks each failing file
+/// Runs the image format's checks on every file: headers, padding and chunk
+/// hashes of data files, and decoding and validation of records. Marks each failing file
 /// as invalid. Fails only when the image cannot be opened, which happens
 /// when a file changed after the checks of [`check_listed_file`].
 fn check_records(
@@ -387,7 +394,7 @@ fn check_records(
             RecordKind::MemoryMap => check_memory_map(&image, &file.name),
             RecordKind::FdTable => check_fd_table(&image, &file.name),
             RecordKind::Pages | RecordKind::FileData => {
-                image.data_file(&file.name, kind).map(|_| ())
+                image.data_reader(&file.name, kind).map(|_| ())
             }
             RecordKind::Manifest => Err(ImageError::Invalid {
                 path: dir.join(&file.name),

@@ -1,5 +1,8 @@
 //! Dump and restore throughput of a process holding 1 GiB of written,
-//! incompressible memory, next to memcpy on the same machine.
+//! incompressible memory, next to memcpy on the same machine, and what
+//! checking the image costs: the restore is timed with its chunk checks
+//! and again with them turned off, and a full check of the image
+//! (`stasis verify` without a seal) is timed on its own.
 //!
 //! Run as root: `cargo bench -p stasis --bench dump_restore`. The image
 //! goes to /dev/shm (tmpfs), so the disk is not measured. Set
@@ -33,12 +36,18 @@ fn main() {
     let bytes = mib << 20;
 
     let (hot, fresh) = memcpy_bounds(bytes);
-    let mut best_dump = f64::MAX;
-    let mut best_restore = f64::MAX;
+    let mut best = Timings {
+        dump: f64::MAX,
+        restore: f64::MAX,
+        restore_unchecked: f64::MAX,
+        verify: f64::MAX,
+    };
     for run in 1..=runs {
-        let (dump_s, restore_s) = dump_and_restore(mib, run);
-        best_dump = best_dump.min(dump_s);
-        best_restore = best_restore.min(restore_s);
+        let timings = dump_and_restore(mib, run);
+        best.dump = best.dump.min(timings.dump);
+        best.restore = best.restore.min(timings.restore);
+        best.restore_unchecked = best.restore_unchecked.min(timings.restore_unchecked);
+        best.verify = best.verify.min(timings.verify);
     }
 
     let rate = |seconds: f64| bytes as f64 / GIB / seconds;
@@ -59,8 +68,40 @@ fn main() {
     };
     row("memcpy into touched memory", hot);
     row("memcpy into fresh pages", fresh);
-    row("dump", best_dump);
-    row("restore", best_restore);
+    row("dump", best.dump);
+    row("restore", best.restore);
+    row("restore, chunk checks off", best.restore_unchecked);
+    row("check every file (verify)", best.verify);
+    println!(
+        "chunk checks add {:.1}% to restore; a full check is {:.0}% of dump time",
+        100.0 * (best.restore - best.restore_unchecked) / best.restore_unchecked,
+        100.0 * best.verify / best.dump
+    );
+}
+
+/// Seconds of each timed step of one run.
+struct Timings {
+    dump: f64,
+    restore: f64,
+    restore_unchecked: f64,
+    verify: f64,
+}
+
+/// Restores the image in `dir`, kills and reaps the restored process, and
+/// returns the seconds the restore took.
+fn timed_restore(dir: &Path) -> f64 {
+    let started = Instant::now();
+    let restored = restore(&RestoreOptions {
+        dir: dir.to_path_buf(),
+        skip_file_checks: true,
+        manifest_hash: None,
+    })
+    .expect("restore");
+    let seconds = started.elapsed().as_secs_f64();
+    // SAFETY: kill(2) on our own restored child.
+    unsafe { libc::kill(restored.pid, libc::SIGKILL) };
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(restored.pid), None);
+    seconds
 }
 
 /// Times one copy of `bytes` into memory that is already touched, and one
@@ -89,8 +130,8 @@ fn memcpy_bounds(bytes: usize) -> (f64, f64) {
     (hot, fresh_s)
 }
 
-/// Dumps and restores one workload and returns (dump, restore) seconds.
-fn dump_and_restore(mib: usize, run: usize) -> (f64, f64) {
+/// Dumps and restores one workload and times each step.
+fn dump_and_restore(mib: usize, run: usize) -> Timings {
     let dir = std::env::temp_dir().join(format!("stasis-bench-{}-{run}", std::process::id()));
     let shm = Path::new("/dev/shm").join(format!("stasis-bench-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create the bench directory");
@@ -140,20 +181,27 @@ fn dump_and_restore(mib: usize, run: usize) -> (f64, f64) {
         "dump stored less than the workload's buffer"
     );
 
+    let restore_s = timed_restore(&shm);
+    stasis_image::bench::turn_chunk_checks_off(true);
+    let restore_unchecked_s = timed_restore(&shm);
+    stasis_image::bench::turn_chunk_checks_off(false);
+
     let started = Instant::now();
-    let restored = restore(&RestoreOptions {
-        dir: shm.clone(),
-        skip_file_checks: true,
-        manifest_hash: None,
-    })
-    .expect("restore");
-    let restore_s = started.elapsed().as_secs_f64();
-    // SAFETY: kill(2) on our own restored child.
-    unsafe { libc::kill(restored.pid, libc::SIGKILL) };
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(restored.pid), None);
+    stasis_image::Image::open(&shm)
+        .and_then(|image| image.verify_all())
+        .expect("verify the image");
+    let verify_s = started.elapsed().as_secs_f64();
 
     let _ = std::fs::remove_dir_all(&shm);
     let _ = std::fs::remove_dir_all(&dir);
-    eprintln!("run {run}: dump {dump_s:.3} s, restore {restore_s:.3} s");
-    (dump_s, restore_s)
+    eprintln!(
+        "run {run}: dump {dump_s:.3} s, restore {restore_s:.3} s, \
+         unchecked {restore_unchecked_s:.3} s, verify {verify_s:.3} s"
+    );
+    Timings {
+        dump: dump_s,
+        restore: restore_s,
+        restore_unchecked: restore_unchecked_s,
+        verify: verify_s,
+    }
 }

@@ -203,6 +203,54 @@ fn memtest_restore_passes_self_check() {
 }
 
 #[test]
+fn restore_stops_at_a_changed_chunk_and_leaves_nothing() {
+    let Some(env) = TestEnv::new("restore_stops_at_a_changed_chunk_and_leaves_nothing") else {
+        return;
+    };
+    if !cpu_has_avx2() {
+        eprintln!("skipping restore_stops_at_a_changed_chunk: memtest needs a CPU with AVX2");
+        return;
+    }
+    let memtest = Memtest::start(&env, "memtest", 16);
+    let image = env.path("image");
+    env.dump_and_reap(memtest.pid, &image);
+
+    // Chunks 0 to 8 of the pages file are intact and are copied into the
+    // new process before the restore reads chunk 9.
+    let damaged = env.path("damaged");
+    copy_dir(&image, &damaged);
+    let pages = format!("pages-{}", memtest.pid);
+    let path = damaged.join(&pages);
+    let mut bytes = fs::read(&path).expect("read pages file");
+    bytes[4096 + (9 << 20) + 123] ^= 0x40;
+    fs::write(&path, &bytes).expect("write pages file");
+
+    let run = env.stasis(&["restore", "-D", path_text(&damaged), "-d"]);
+    env.track_if_child(memtest.pid);
+    assert!(
+        !run.success(),
+        "restore of a changed pages file succeeded:\n{run}"
+    );
+    for part in [pages.as_str(), "chunk 9 of", "bytes 9437184..10485760"] {
+        assert!(
+            run.stderr.contains(part),
+            "restore error does not contain {part:?}:\n{run}"
+        );
+    }
+    assert!(
+        wait_pid_free(memtest.pid, WAIT_TIMEOUT),
+        "process {} is left over after the failed restore",
+        memtest.pid
+    );
+
+    // The failed restore left the PID free and the intact image restores.
+    env.restore_detached(&image, memtest.pid, &[]);
+    let at_restore = memtest.status().expect("status line before the dump");
+    memtest.wait_for_iteration(&env, at_restore.iteration + 2);
+    memtest.finish_and_check(&env);
+}
+
+#[test]
 fn leave_running_keeps_original_going() {
     let Some(env) = TestEnv::new("leave_running_keeps_original_going") else {
         return;

@@ -542,7 +542,13 @@ fn tampered_seal_and_manifest_are_rejected() {
     assert_restore_rejected(&env, &copy, &public, pid, &["BLAKE3 hash"]);
     let copy = copy_image(&env, &image, "restore-flip-pages");
     flip_byte(&copy, &format!("pages-{pid}"), 4096 + 10);
-    assert_restore_rejected(&env, &copy, &public, pid, &["BLAKE3 hash"]);
+    assert_restore_rejected(
+        &env,
+        &copy,
+        &public,
+        pid,
+        &["chunk 0 of 1", "do not match their hash"],
+    );
 }
 
 #[test]

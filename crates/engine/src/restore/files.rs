@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -22,6 +22,10 @@ use crate::error::RestoreError;
 
 /// Flags that are replayed when a file is opened again. Creation flags
 /// (O_CREAT, O_EXCL, O_TRUNC) and O_NOCTTY are left out on purpose.
+/// Largest saved socket receive queue that a restore sends back, in bytes:
+/// far above any socket buffer the kernel allows.
+const MAX_QUEUE_BYTES: u64 = 1 << 30;
+
 const REOPEN_FLAGS: i32 = libc::O_ACCMODE
     | libc::O_APPEND
     | libc::O_NONBLOCK
@@ -39,7 +43,8 @@ pub struct OpenedFiles {
     /// Lowest fd number of the files stasis opened; every recorded fd is
     /// below it.
     pub base: i32,
-    pub pages: OwnedFd,
+    /// The pages file, read and checked chunk by chunk.
+    pub pages: stasis_image::DataReader,
     pub exe: OwnedFd,
     pub cwd: OwnedFd,
     /// Per file mapping: the fd to mmap, keyed by VMA start address.
@@ -213,17 +218,8 @@ impl Descriptions {
         // SAFETY: `raw` is a new fd that nothing else owns.
         let mut memfd = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
         memfd.set_len(object.size).map_err(failed)?;
-        let data = image.data_file(&object.contents, RecordKind::FileData)?;
-        let mut source = File::open(&data.path).map_err(|source| RestoreError::Open {
-            path: data.path.display().to_string(),
-            source,
-        })?;
-        source
-            .seek(SeekFrom::Start(data.data_offset))
-            .and_then(|_| {
-                std::io::copy(&mut std::io::Read::take(&mut source, data.len), &mut memfd)
-            })
-            .map_err(failed)?;
+        let data = image.data_reader(&object.contents, RecordKind::FileData)?;
+        data.for_each_chunk(|chunk| memfd.write_all(chunk).map_err(failed))?;
         if object.seals != 0 {
             // SAFETY: F_ADD_SEALS on our own memfd with the saved bits.
             if unsafe {
@@ -319,19 +315,14 @@ fn create_pipe(
         return Err(pipe_error(std::io::Error::last_os_error()));
     }
     if let Some(name) = data {
-        let file = image.data_file(name, RecordKind::FileData)?;
-        let mut source = File::open(&file.path).map_err(|source| RestoreError::Open {
-            path: file.path.display().to_string(),
-            source,
-        })?;
+        let data = image.data_reader(name, RecordKind::FileData)?;
         let mut sink = File::from(write.try_clone().map_err(pipe_error)?);
-        source
-            .seek(SeekFrom::Start(file.data_offset))
-            .and_then(|_| std::io::copy(&mut std::io::Read::take(&mut source, file.len), &mut sink))
-            .map_err(|source| RestoreError::Open {
-                path: file.path.display().to_string(),
+        data.for_each_chunk(|chunk| {
+            sink.write_all(chunk).map_err(|source| RestoreError::Open {
+                path: data.path().display().to_string(),
                 source,
-            })?;
+            })
+        })?;
     }
     Ok(PipeEnds {
         read: move_above(read, base, Path::new("pipe"))?,
@@ -352,8 +343,7 @@ impl OpenedFiles {
     ) -> Result<OpenedFiles, RestoreError> {
         let base = descriptions.base;
 
-        let pages_file = image.data_file(&map.pages_file, RecordKind::Pages)?;
-        let pages = open_at(&pages_file.path, libc::O_RDONLY, base)?;
+        let pages = image.data_reader(&map.pages_file, RecordKind::Pages)?;
 
         check_identity(&process.exe, check)?;
         let exe = open_at(Path::new(&process.exe.path), libc::O_RDONLY, base)?;
@@ -606,19 +596,13 @@ fn recreate_deleted(
             source,
         })?;
     if let Some(name) = content {
-        let data = image.data_file(name, RecordKind::FileData)?;
-        let mut source = File::open(&data.path).map_err(|source| RestoreError::Open {
-            path: data.path.display().to_string(),
+        let data = image.data_reader(name, RecordKind::FileData)?;
+        let failed = |source| RestoreError::Open {
+            path: data.path().display().to_string(),
             source,
-        })?;
-        source
-            .seek(SeekFrom::Start(data.data_offset))
-            .and_then(|_| std::io::copy(&mut std::io::Read::take(&mut source, data.len), &mut tmp))
-            .and_then(|_| tmp.flush())
-            .map_err(|source| RestoreError::Open {
-                path: data.path.display().to_string(),
-                source,
-            })?;
+        };
+        data.for_each_chunk(|chunk| tmp.write_all(chunk).map_err(failed))?;
+        tmp.flush().map_err(failed)?;
     }
     let reopen = format!("/proc/self/fd/{}", tmp.as_raw_fd());
     debug!(path = %identity.path, "recreated deleted file");
@@ -662,19 +646,9 @@ fn fill_queue(
     sender: i32,
     socket_type: i32,
 ) -> Result<(), RestoreError> {
-    let data_file = image.data_file(name, RecordKind::FileData)?;
-    let failed = |source: std::io::Error| RestoreError::Open {
-        path: data_file.path.display().to_string(),
-        source,
-    };
-    let mut source = File::open(&data_file.path).map_err(failed)?;
-    source
-        .seek(SeekFrom::Start(data_file.data_offset))
-        .map_err(failed)?;
-    let mut data = Vec::with_capacity(data_file.len as usize);
-    std::io::Read::take(&mut source, data_file.len)
-        .read_to_end(&mut data)
-        .map_err(failed)?;
+    let data = image
+        .data_reader(name, RecordKind::FileData)?
+        .read_all(MAX_QUEUE_BYTES)?;
 
     // The queue fit the original receiver, but the new sender's buffer may
     // be smaller; SO_SNDBUFFORCE (root) makes room for all of it. Each

@@ -4,14 +4,19 @@
 //! kernel's special ones (`[vvar]`, `[vvar_vclock]`, `[vdso]`, `[vsyscall]`) is
 //! unmapped; the special mappings are moved with mremap to the recorded
 //! addresses; then each recorded VMA is mapped at its address and the
-//! saved pages are read into it by the process itself with pread64 from
-//! the image's pages file, so each byte is copied once, from the page cache
-//! into the process.
+//! saved pages are written into it. One thread of stasis reads the pages
+//! file a chunk at a time and checks each chunk against its hash. Another
+//! copies the checked chunks into the process with process_vm_writev. So
+//! no byte reaches the process before it is checked, and the file is read
+//! once.
 
-use stasis_image::{MemoryMap, Vma, VmaKind};
+use std::sync::mpsc;
+
+use stasis_image::chunks::CHUNK_SIZE;
+use stasis_image::{DataReader, MemoryMap, Vma, VmaKind};
 use stasis_linux::proc::{self, MapBacking, Mapping};
-use stasis_linux::ptrace;
 use stasis_linux::remote::RemoteProcess;
+use stasis_linux::{mem, ptrace};
 use tracing::debug;
 
 use crate::error::{RestoreError, RestoreStep};
@@ -19,8 +24,9 @@ use crate::restore::files::OpenedFiles;
 use crate::PAGE_SIZE;
 
 const RSEQ_FLAG_UNREGISTER: u64 = 1;
-/// Largest transfer of one read(2)-family call on Linux.
-const MAX_IO: u64 = 0x7fff_f000;
+/// Chunks read ahead of the copy into the process. Two keep the reading
+/// thread busy while the other copies.
+const CHUNKS_AHEAD: usize = 2;
 /// Top of the x86-64 user address space with 4-level page tables.
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 
@@ -210,7 +216,6 @@ pub fn map_and_fill(
     remote: &mut RemoteProcess,
     map: &MemoryMap,
     files: &OpenedFiles,
-    pages_offset: u64,
 ) -> Result<(), RestoreError> {
     let pid = remote.pid();
     let mut filled = vec![false; map.vmas.len()];
@@ -231,34 +236,7 @@ pub fn map_and_fill(
         map_vma(remote, vma, files, fill)?;
     }
 
-    let pages_fd = std::os::fd::AsRawFd::as_raw_fd(&files.pages) as u64;
-    for run in &map.pages {
-        let mut done = 0;
-        let len = run.pages * PAGE_SIZE;
-        while done < len {
-            let chunk = (len - done).min(MAX_IO);
-            let got = remote
-                .syscall(
-                    "pread64",
-                    libc::SYS_pread64,
-                    [
-                        pages_fd,
-                        run.address + done,
-                        chunk,
-                        pages_offset + run.offset + done,
-                        0,
-                        0,
-                    ],
-                )
-                .step(pid, format!("reading pages into {:x}", run.address + done))?;
-            if got == 0 {
-                return Err(RestoreError::Unsupported {
-                    reason: format!("the pages file ended early at offset {}", run.offset + done),
-                });
-            }
-            done += got;
-        }
-    }
+    fill_pages(pid, map, &files.pages)?;
 
     for (vma, &fill) in map.vmas.iter().zip(&filled) {
         if fill && vma.prot & libc::PROT_WRITE as u32 == 0 {
@@ -270,6 +248,115 @@ pub fn map_and_fill(
                 )
                 .step(pid, format!("protecting {:x}-{:x}", vma.start, vma.end))?;
         }
+    }
+    Ok(())
+}
+
+/// The part of one chunk of the pages file that goes to one address.
+struct Piece {
+    address: u64,
+    /// Offset of the first byte in the chunk.
+    from: usize,
+    len: usize,
+}
+
+/// Splits the page runs of `map` into the chunks of the pages file they
+/// come from, in file order. A chunk that two runs share shows up once
+/// with both pieces.
+fn pieces_by_chunk(map: &MemoryMap) -> Vec<(u64, Vec<Piece>)> {
+    let mut runs: Vec<_> = map.pages.iter().collect();
+    runs.sort_by_key(|run| run.offset);
+    let mut chunks: Vec<(u64, Vec<Piece>)> = Vec::new();
+    for run in runs {
+        let end = run.offset + run.pages * PAGE_SIZE;
+        let mut offset = run.offset;
+        while offset < end {
+            let chunk = offset / CHUNK_SIZE;
+            let stop = end.min((chunk + 1) * CHUNK_SIZE);
+            let piece = Piece {
+                address: run.address + (offset - run.offset),
+                from: (offset - chunk * CHUNK_SIZE) as usize,
+                len: (stop - offset) as usize,
+            };
+            match chunks.last_mut() {
+                Some((last, pieces)) if *last == chunk => pieces.push(piece),
+                _ => chunks.push((chunk, vec![piece])),
+            }
+            offset = stop;
+        }
+    }
+    chunks
+}
+
+/// Copies the saved pages into process `pid`, whose VMAs are mapped and
+/// writable. A reading thread reads and checks each chunk of the pages
+/// file while this thread copies the one before it. A chunk that fails its
+/// check stops the restore before any of it reaches the process.
+fn fill_pages(pid: i32, map: &MemoryMap, pages: &DataReader) -> Result<(), RestoreError> {
+    let chunks = pieces_by_chunk(map);
+    if chunks.is_empty() {
+        return Ok(());
+    }
+    let (full_tx, full_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(CHUNKS_AHEAD);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..=CHUNKS_AHEAD {
+        let _ = empty_tx.send(Vec::with_capacity(CHUNK_SIZE as usize));
+    }
+    std::thread::scope(|scope| {
+        let chunk_list = &chunks;
+        let reader = scope.spawn(move || -> Result<(), RestoreError> {
+            for (position, (index, _)) in chunk_list.iter().enumerate() {
+                // The copying side hung up: it failed and reports why.
+                let Ok(mut buffer) = empty_rx.recv() else {
+                    return Ok(());
+                };
+                pages.read_chunk(*index, &mut buffer)?;
+                if full_tx.send((position, buffer)).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        });
+
+        let mut copied = Ok(());
+        for (position, buffer) in full_rx.iter() {
+            let (_, pieces) = &chunks[position];
+            copied = copy_pieces(pid, pieces, &buffer, pages);
+            if copied.is_err() {
+                break;
+            }
+            let _ = empty_tx.send(buffer);
+        }
+        // Ends the reading thread if it still waits for a buffer.
+        drop(empty_tx);
+        drop(full_rx);
+        let read = reader.join().unwrap_or_else(|_| {
+            Err(RestoreError::Unsupported {
+                reason: "the thread reading the pages file panicked".into(),
+            })
+        });
+        read.and(copied)
+    })
+}
+
+fn copy_pieces(
+    pid: i32,
+    pieces: &[Piece],
+    chunk: &[u8],
+    pages: &DataReader,
+) -> Result<(), RestoreError> {
+    for piece in pieces {
+        let Some(data) = chunk.get(piece.from..piece.from + piece.len) else {
+            return Err(RestoreError::Unsupported {
+                reason: format!(
+                    "a page run for {:x} reaches past the end of {}",
+                    piece.address,
+                    pages.path().display()
+                ),
+            });
+        };
+        mem::write(pid, piece.address, data)
+            .step(pid, format!("writing pages at {:x}", piece.address))?;
     }
     Ok(())
 }

@@ -10,9 +10,10 @@
 //!    each other process from its parent, in its session and group;
 //!    zombies exit with their recorded status;
 //! 5. rebuild each process's address space, fds, limits, signals, threads
-//!    and credentials with system calls run inside it, while another thread
-//!    hashes the data files;
-//! 6. once the hashes match, set the registers and let the tree run.
+//!    and credentials with system calls run inside it; every data file
+//!    (pages, file contents, socket queues) is checked a chunk at a time
+//!    against the manifest as it is read, before its bytes are used;
+//! 6. set the registers and let the tree run.
 //!
 //! A failure at any step kills every process created, so nothing
 //! half-restored runs.
@@ -70,8 +71,8 @@ pub struct RestoreSummary {
 /// One process of the image, with the records that a live process has.
 struct ProcessImage {
     process: Process,
-    /// Memory map, fd table and page data offset; None for a zombie.
-    live: Option<(MemoryMap, FdTable, u64)>,
+    /// Memory map and fd table; None for a zombie.
+    live: Option<(MemoryMap, FdTable)>,
 }
 
 /// Reads and checks the records of every process of the image, in the
@@ -119,7 +120,7 @@ fn read_processes(image: &Image) -> Result<Vec<ProcessImage>, RestoreError> {
                 .dir()
                 .join(stasis_image::format::memory_map_file_name(pid));
             stasis_image::validate::validate_memory_map(&map, pages.len, &record_path)?;
-            Some((map, table, pages.data_offset))
+            Some((map, table))
         };
         processes.push(ProcessImage { process, live });
     }
@@ -151,7 +152,7 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
     let mut opened = Vec::new();
     for entry in &processes {
         opened.push(match &entry.live {
-            Some((map, table, _)) => Some(OpenedFiles::open(
+            Some((map, table)) => Some(OpenedFiles::open(
                 &image,
                 &entry.process,
                 map,
@@ -166,29 +167,7 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
     let mut tree = create_tree(&processes)?;
     info!(root, processes = processes.len(), "processes created");
 
-    let data_files: Vec<String> = image
-        .manifest()
-        .files
-        .iter()
-        .filter(|entry| entry.kind.is_data())
-        .map(|entry| entry.name.clone())
-        .collect();
-    let rebuilt = std::thread::scope(|scope| {
-        let verifier = scope.spawn(|| {
-            data_files
-                .iter()
-                .try_for_each(|name| image.verify_data_file(name))
-        });
-        let rebuilt = rebuild_all(&mut tree, &processes, &opened);
-        let verified = verifier.join().unwrap_or_else(|_| {
-            Err(stasis_image::ImageError::Invalid {
-                path: image.dir().to_owned(),
-                message: "data hash verification panicked".into(),
-            })
-        });
-        rebuilt.and(verified.map_err(RestoreError::from))
-    });
-    rebuilt?;
+    rebuild_all(&mut tree, &processes, &opened)?;
 
     tree.release()?;
     // stasis keeps both ends of every restored pipe open: they are closed before
@@ -197,7 +176,7 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
     drop(descriptions);
     info!(root, "processes restored and running");
 
-    let live: Vec<&(MemoryMap, FdTable, u64)> =
+    let live: Vec<&(MemoryMap, FdTable)> =
         processes.iter().filter_map(|p| p.live.as_ref()).collect();
     Ok(RestoreSummary {
         pid: root,
@@ -248,7 +227,7 @@ fn rebuild_all(
     opened: &[Option<OpenedFiles>],
 ) -> Result<(), RestoreError> {
     for (entry, files) in processes.iter().zip(opened) {
-        let (Some((map, _, pages_offset)), Some(files)) = (&entry.live, files) else {
+        let (Some((map, _)), Some(files)) = (&entry.live, files) else {
             continue;
         };
         let created = tree
@@ -256,7 +235,7 @@ fn rebuild_all(
             .expect("every process was created");
         created.remote()?;
         let main = created.remote.take().expect("made above");
-        let threads = rebuild(main, &entry.process, map, files, *pages_offset)?;
+        let threads = rebuild(main, &entry.process, map, files)?;
         created.threads = threads;
     }
     Ok(())
@@ -269,7 +248,6 @@ fn rebuild(
     process: &Process,
     map: &MemoryMap,
     files: &OpenedFiles,
-    pages_offset: u64,
 ) -> Result<Vec<i32>, RestoreError> {
     let pid = main.pid();
     check_xstate_size(pid, process)?;
@@ -279,7 +257,7 @@ fn rebuild(
     // (stasis itself) exists, and the image may map the same file, so the
     // mm fields are set between emptying and refilling the address space.
     process::set_mm(&mut main, scratch, process, files)?;
-    memory::map_and_fill(&mut main, map, files, pages_offset)?;
+    memory::map_and_fill(&mut main, map, files)?;
     process::set_fds(&mut main, files)?;
     anon::register_epolls(&mut main, scratch, &files.epolls)?;
     process::set_process_state(&mut main, scratch, process)?;

@@ -266,6 +266,38 @@ pub fn write_sample_image(dir: &Path) -> PathBuf {
     writer.commit(sample_manifest()).expect("commit")
 }
 
+/// Name of the file data file of [`large_data_image`].
+pub const LARGE_DATA: &str = "file-9";
+/// Length of the data of [`LARGE_DATA`]: three and a half chunks.
+pub const LARGE_DATA_LEN: usize = (7 << 20) / 2;
+
+/// The data of [`LARGE_DATA`].
+pub fn large_data() -> Vec<u8> {
+    (0..LARGE_DATA_LEN)
+        .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
+        .collect()
+}
+
+/// Creates a scratch directory holding the sample image plus
+/// [`LARGE_DATA`], a file data file of several chunks.
+pub fn large_data_image() -> (TempDir, PathBuf) {
+    let temp = TempDir::new();
+    let dir = temp.path().join("img");
+    let mut writer = ImageWriter::create(&dir).expect("create image");
+    writer
+        .write_record(PROCESS, &sample_process())
+        .expect("write process");
+    let mut file = writer
+        .data_writer(LARGE_DATA, RecordKind::FileData)
+        .expect("start file data");
+    for piece in large_data().chunks(700_000) {
+        file.write(piece).expect("write file data");
+    }
+    writer.finish_data(file).expect("finish file data");
+    let dir = writer.commit(sample_manifest()).expect("commit");
+    (temp, dir)
+}
+
 /// Creates a scratch directory holding the sample image in `img`.
 pub fn sample_image() -> (TempDir, PathBuf) {
     let temp = TempDir::new();
@@ -305,7 +337,14 @@ pub fn relist(dir: &Path, name: &str) {
             .find(|entry| entry.name == name)
             .expect("file is listed");
         let hashed = if entry.kind.is_data() {
-            bytes.get(4096..).unwrap_or_default()
+            // The data, without the chunk hashes after it.
+            let len = bytes
+                .get(16..24)
+                .map(|field| u64::from_le_bytes(field.try_into().unwrap()))
+                .unwrap_or(0) as usize;
+            bytes
+                .get(4096..(4096 + len).min(bytes.len()))
+                .unwrap_or_default()
         } else {
             &bytes[..]
         };

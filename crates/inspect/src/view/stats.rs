@@ -221,8 +221,15 @@ fn kind_name(kind: RecordKind) -> &'static str {
     }
 }
 
+/// Bytes of data in a data file of `size` bytes; a size that fits no data
+/// length counts as all data, and a file shorter than its header as none.
+fn data_len(size: u64) -> u64 {
+    stasis_image::chunks::data_len_for_file_size(size)
+        .unwrap_or_else(|| size.saturating_sub(PAGE_DATA_OFFSET))
+}
+
 /// Splits the image's bytes into parts: stored pages by mapping kind,
-/// file data, each record kind, and headers with padding.
+/// file data, each record kind, and headers with padding and chunk hashes.
 fn bytes(image: &LoadedImage, sizes: &[MappingSize]) -> ByteBreakdown {
     let mut parts: BTreeMap<&str, u64> = BTreeMap::new();
     let mut page_data = 0u64;
@@ -231,14 +238,16 @@ fn bytes(image: &LoadedImage, sizes: &[MappingSize]) -> ByteBreakdown {
         let size = file.actual_size.unwrap_or(0);
         match file.kind {
             RecordKind::Pages => {
-                page_data += size.saturating_sub(PAGE_DATA_OFFSET);
-                *parts.entry("headers and padding").or_default() += size.min(PAGE_DATA_OFFSET);
+                let data = data_len(size);
+                page_data += data;
+                *parts.entry("headers, padding, chunk hashes").or_default() += size - data;
             }
             RecordKind::FileData => {
+                let data = data_len(size);
                 *parts
                     .entry("file data (deleted files, pipe buffers)")
-                    .or_default() += size.saturating_sub(PAGE_DATA_OFFSET);
-                *parts.entry("headers and padding").or_default() += size.min(PAGE_DATA_OFFSET);
+                    .or_default() += data;
+                *parts.entry("headers, padding, chunk hashes").or_default() += size - data;
             }
             RecordKind::Process => *parts.entry("process records").or_default() += size,
             RecordKind::MemoryMap => *parts.entry("memory map records").or_default() += size,
