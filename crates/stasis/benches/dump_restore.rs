@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stasis_engine::dump::{dump, DumpOptions};
-use stasis_engine::restore::{restore, RestoreOptions};
+use stasis_engine::restore::{restore, PidNamespaceMode, RestoreOptions};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -145,6 +145,7 @@ fn dump_and_restore(mib: usize, run: usize) -> (f64, f64) {
         dir: shm.clone(),
         skip_file_checks: true,
         manifest_hash: None,
+        pid_namespace: PidNamespaceMode::Never,
     })
     .expect("restore");
     let restore_s = started.elapsed().as_secs_f64();
