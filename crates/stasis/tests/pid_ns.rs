@@ -11,7 +11,7 @@ use common::*;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-/// The fields of a "key=value key=value" line, in order.
+/// Splits a "key=value key=value" line into its fields, in order.
 fn fields(text: &str) -> Vec<(String, String)> {
     text.split_whitespace()
         .filter_map(|field| {
@@ -21,7 +21,8 @@ fn fields(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The integer value of `key` in a "key=value ..." line. Panics if missing.
+/// Returns the integer value of `key` in a "key=value ..." line, and
+/// panics if it is missing.
 fn field(text: &str, key: &str) -> i64 {
     fields(text)
         .into_iter()
@@ -30,7 +31,7 @@ fn field(text: &str, key: &str) -> i64 {
         .unwrap_or_else(|| panic!("no integer {key}= in {text:?}"))
 }
 
-/// The PIDs of a process in each PID namespace it is in, outermost first,
+/// Returns the PIDs of a process in each PID namespace it is in, outermost first,
 /// from the NSpid line of /proc/PID/status.
 fn namespace_pids(pid: Pid) -> Vec<i32> {
     proc_status_value(pid, "NSpid")
@@ -40,14 +41,14 @@ fn namespace_pids(pid: Pid) -> Vec<i32> {
         .collect()
 }
 
-/// The /proc/PID/ns/pid link of a process, such as "pid:[4026531836]".
+/// Returns the /proc/PID/ns/pid link of a process, such as "pid:[4026531836]".
 fn pid_namespace_of(pid: Pid) -> Option<String> {
     let target = fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
     Some(target.to_string_lossy().into_owned())
 }
 
-/// The PIDs of the running init processes (`pid-ns-init`) of this test
-/// binary's `stasis`.
+/// Lists the running init processes (`pid-ns-init`) of the `stasis` binary
+/// that these tests use.
 fn running_inits() -> Vec<Pid> {
     let stasis = fs::canonicalize(STASIS).expect("the stasis binary exists");
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -64,8 +65,8 @@ fn running_inits() -> Vec<Pid> {
         .collect()
 }
 
-/// The processes outside the PID namespace of the test whose PID in their
-/// innermost namespace is `pid`.
+/// Lists the processes outside the PID namespace of the test whose PID in
+/// their innermost namespace is `pid`.
 fn namespaced_processes_with(pid: Pid) -> Vec<Pid> {
     let own = pid_namespace_of(Pid::this());
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -361,6 +362,23 @@ fn pid_ns_options_conflict() {
         "the rejected restore started a namespace init"
     );
     wait_until_sleeping(pid);
+}
+
+#[test]
+fn pid_ns_init_rejects_direct_run() {
+    let Some(env) = TestEnv::new("pid_ns_init_rejects_direct_run") else {
+        return;
+    };
+    let run = env.stasis(&["pid-ns-init"]);
+    assert_eq!(
+        run.exit,
+        Exit::Code(2),
+        "pid-ns-init outside a new PID namespace did not fail:\n{run}"
+    );
+    assert!(
+        run.stderr.contains("init of a PID namespace"),
+        "pid-ns-init does not say where it runs:\n{run}"
+    );
 }
 
 #[test]

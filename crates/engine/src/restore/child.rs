@@ -8,7 +8,7 @@
 //! of them after that point: the restore rebuilds each from the outside.
 //!
 //! In a new PID namespace each process has two PIDs: the saved one inside
-//! the namespace, which `set_tid` sets and the process itself sees, and
+//! the namespace, which `set_tid` sets and getpid returns, and
 //! another in the namespace of stasis, which ptrace, kill and /proc use.
 //! [`Created`] keeps both.
 
@@ -45,7 +45,7 @@ const TRACE_OPTIONS: i32 = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL
 pub struct Created {
     /// PID in the PID namespace of stasis, for ptrace, kill and /proc.
     pub pid: i32,
-    /// PID recorded in the image, which the process sees as its own. It
+    /// PID recorded in the image, which getpid returns in the process. It
     /// equals `pid` unless the tree is in a new PID namespace.
     pub saved_pid: i32,
     /// Threads created after the main one, detached on release.

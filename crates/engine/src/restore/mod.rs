@@ -61,17 +61,17 @@ pub struct RestoreOptions {
     pub pid_namespace: PidNamespaceMode,
 }
 
-/// Where a restore creates the processes.
+/// PID namespace choice of a restore.
 #[derive(Debug, Clone)]
 pub enum PidNamespaceMode {
-    /// In the PID namespace of stasis, with the saved PIDs; a taken PID is
+    /// In the PID namespace of stasis, with the saved PIDs. A taken PID is
     /// an error.
     Never,
     /// In a new PID namespace whose init runs the command.
     Always(InitCommand),
     /// In the PID namespace of stasis, unless a saved PID or TID is taken
-    /// there by another process (after the wait for a zombie that holds
-    /// it), and then in a new PID namespace whose init runs the command.
+    /// there by another process (after the wait for a zombie with that
+    /// PID), and then in a new PID namespace whose init runs the command.
     WhenPidsTaken(InitCommand),
 }
 
@@ -103,8 +103,8 @@ pub struct PidNamespaceSummary {
     /// Inode number of the namespace, as in the /proc/PID/ns/pid link
     /// `pid:[INODE]`.
     pub inode: u64,
-    /// Why the restore chose a new namespace without being asked (the
-    /// saved PID that was taken), or None when it was asked to.
+    /// Message naming the taken saved PID that made the restore choose a
+    /// new namespace on its own, or None when the caller requested one.
     pub reason: Option<String>,
 }
 
@@ -336,10 +336,15 @@ fn taken_thread_id(processes: &[ProcessImage]) -> Option<String> {
 /// Rejects an image with process or thread 1 for a new PID namespace,
 /// where PID 1 belongs to the namespace's init.
 fn check_pid_one_free(processes: &[ProcessImage]) -> Result<(), RestoreError> {
-    let uses_one = processes.iter().any(|entry| {
-        entry.process.pid == 1 || entry.process.threads.iter().any(|thread| thread.tid == 1)
-    });
-    if uses_one {
+    reject_pid_one(processes.iter().flat_map(|entry| {
+        std::iter::once(entry.process.pid)
+            .chain(entry.process.threads.iter().map(|thread| thread.tid))
+    }))
+}
+
+/// Returns an error if `saved_ids`, the PIDs and TIDs of an image, contain 1.
+fn reject_pid_one(mut saved_ids: impl Iterator<Item = i32>) -> Result<(), RestoreError> {
+    if saved_ids.any(|id| id == 1) {
         return Err(RestoreError::Unsupported {
             reason: "the image has a process or thread with pid 1, which in a new PID namespace belongs to the namespace's init; restore it without a new PID namespace (--no-pid-ns)".into(),
         });
@@ -550,4 +555,26 @@ fn check_machine(image: &Image) -> Result<(), RestoreError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_one_rejected_for_namespace() {
+        let error = reject_pid_one([300, 301, 1].into_iter())
+            .expect_err("an image with pid 1 must be rejected");
+        let message = error.to_string();
+        assert!(
+            message.contains("pid 1") && message.contains("--no-pid-ns"),
+            "the error does not explain pid 1: {message}"
+        );
+    }
+
+    #[test]
+    fn other_pids_accepted_for_namespace() {
+        let result = reject_pid_one([2, 300, 301].into_iter());
+        assert!(result.is_ok(), "pids without 1 were rejected: {result:?}");
+    }
 }

@@ -319,8 +319,8 @@ pub fn run_init() -> u8 {
         );
         return 2;
     }
-    // The name that execve of /proc/self/exe gives is "exe"; this one
-    // tells a reader of ps what the process is.
+    // execve of /proc/self/exe names the process "exe", which would not
+    // show in ps what the process is.
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"stasis-pid-init".as_ptr()) };
     // SAFETY: fd 3 is open and owned by nothing else in this process.

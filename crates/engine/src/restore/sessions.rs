@@ -80,7 +80,7 @@ pub fn make_zombie(
     wait_status: i32,
 ) -> Result<(), RestoreError> {
     let pid = created.pid;
-    // tgkill runs inside the process, so it takes the PID the process sees.
+    // tgkill runs inside the process, so it takes the saved PID.
     let own_pid = created.saved_pid as u64;
     let remote = created.remote()?;
     let signal = wait_status & 0x7f;

@@ -81,9 +81,9 @@ pub fn create(
                 },
             });
         }
-        // clone3 returned the TID that the process sees; ptrace needs the
-        // one in the namespace of stasis, which the PTRACE_EVENT_CLONE
-        // message carries.
+        // clone3 returned the TID inside the process's PID namespace, but
+        // ptrace needs the one in the namespace of stasis, which is the
+        // PTRACE_EVENT_CLONE message.
         let host_tid = main.take_new_task().ok_or_else(|| RestoreError::Linux {
             pid,
             step: format!("creating thread {tid}"),

@@ -17,7 +17,8 @@ use crate::output;
 /// Restore a process from an image directory, with its original PID.
 ///
 /// When a saved PID is taken by another process, the tree is restored into
-/// a new PID namespace, where it keeps its PIDs, and a message says so.
+/// a new PID namespace, where it keeps its PIDs, and a message on stderr
+/// names the taken PID.
 #[derive(clap::Args)]
 pub struct Args {
     /// Image directory written by `stasis dump`.
