@@ -293,6 +293,19 @@ fn restore_falls_back_to_pid_ns() {
             .find(|&candidate| namespace_pids(candidate).last() == Some(&pid.as_raw()))
     });
     env.track(outer);
+    let init = wait_until("the namespace's init", WAIT_TIMEOUT, || {
+        let text = fs::read_to_string(format!("/proc/{stasis}/task/{stasis}/children")).ok()?;
+        text.split_whitespace()
+            .filter_map(|value| value.parse().ok())
+            .map(Pid::from_raw)
+            .find(|&candidate| namespace_pids(candidate).last() == Some(&1))
+    });
+    env.track(init);
+    assert_eq!(
+        pid_namespace_of(init),
+        pid_namespace_of(outer),
+        "the init and the root are in different PID namespaces"
+    );
     wait_until_in_sigwait(outer);
     send_signal(outer, Signal::SIGUSR1);
     let run = env.wait_stasis(process, STASIS_TIMEOUT);
@@ -302,6 +315,12 @@ fn restore_falls_back_to_pid_ns() {
         "stasis restore did not exit with the status of the restored root:\n{run}"
     );
     check_pidns_result(&dir, pid, child, outer);
+    // stasis exited, so the init is now a child of the test, the subreaper.
+    assert_eq!(
+        wait_exit(init, WAIT_TIMEOUT),
+        Exit::Code(0),
+        "the init did not exit cleanly once the tree was gone"
+    );
 
     let notices: Vec<&str> = run
         .stderr

@@ -305,7 +305,7 @@ fn kill_and_reap(init: i32) -> String {
     }
 }
 
-/// Runs the init of a PID namespace that [`PidNamespace::create`] started,
+/// Runs the init of a PID namespace that a restore started,
 /// and returns its exit code: 0 once the restored tree is gone, 1 when
 /// stasis went away before the tree ran, 2 when it was not started by
 /// stasis.
