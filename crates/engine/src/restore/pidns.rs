@@ -196,20 +196,20 @@ impl PidNamespace {
     /// `create` must not start threads: the kernel rejects CLONE_THREAD
     /// while a thread's namespace for children differs from its own.
     pub fn create_in<T>(&self, create: impl FnOnce() -> T) -> Result<T, RestoreError> {
-        let own =
-            File::open("/proc/thread-self/ns/pid").map_err(|error| RestoreError::PidNamespace {
-                reason: format!("opening /proc/thread-self/ns/pid failed: {error}"),
-            })?;
+        let path = "/proc/thread-self/ns/pid_for_children";
+        let previous = File::open(path).map_err(|error| RestoreError::PidNamespace {
+            reason: format!("opening {path} failed: {error}"),
+        })?;
         nix::sched::setns(self.namespace.as_fd(), CloneFlags::CLONE_NEWPID).map_err(|errno| {
             RestoreError::PidNamespace {
                 reason: format!("setns into the new PID namespace failed: {errno}"),
             }
         })?;
         let result = create();
-        if let Err(errno) = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID) {
-            // Every later child of this thread would land in the new
-            // namespace, which dies with this restore.
-            panic!("setns back into the PID namespace of stasis failed: {errno}");
+        if let Err(errno) = nix::sched::setns(previous.as_fd(), CloneFlags::CLONE_NEWPID) {
+            // Every later child of this thread would land in the tree's
+            // namespace, so the thread cannot go on.
+            panic!("setns back into the previous PID namespace for children failed: {errno}");
         }
         Ok(result)
     }

@@ -25,8 +25,9 @@ pub struct Args {
     #[arg(short = 'D', long = "images-dir")]
     dir: PathBuf,
 
-    /// Return once the process runs and print its PID, instead of waiting
-    /// for it and exiting with its status.
+    /// Return once the process runs and print its PID (in a new PID
+    /// namespace, the PID outside it), instead of waiting for it and
+    /// exiting with its status.
     #[arg(short = 'd', long)]
     restore_detached: bool,
 
@@ -45,8 +46,8 @@ pub struct Args {
     pubkeys: Vec<PathBuf>,
 
     /// Restore into a new PID namespace even when the saved PIDs are free.
-    /// Inside it, the processes have their saved PIDs; outside, they have
-    /// others, which `-d` and --json report.
+    /// The processes have their saved PIDs inside it and other PIDs
+    /// outside, which `-d` and --json report.
     #[arg(long, conflicts_with = "no_pid_ns")]
     pid_ns: bool,
 
