@@ -244,6 +244,25 @@ fn pid_ns_restore_while_original_runs() {
     );
 
     wait_until_in_sigwait(outer);
+    let outer_text = outer.to_string();
+    let second_image = env.path("second-image");
+    let dump = env.stasis(&[
+        "dump",
+        "-t",
+        &outer_text,
+        "-D",
+        second_image.to_str().expect("test paths are UTF-8"),
+        "--leave-running",
+    ]);
+    assert!(
+        !dump.success(),
+        "dump of a tree in another PID namespace succeeded:\n{dump}"
+    );
+    assert!(
+        dump.stderr.contains("another PID namespace"),
+        "the dump error does not name the PID namespace:\n{dump}"
+    );
+    wait_until_in_sigwait(outer);
     send_signal(outer, Signal::SIGUSR1);
     let exit = wait_exit(outer, WAIT_TIMEOUT);
     assert_eq!(
