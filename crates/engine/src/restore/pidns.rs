@@ -3,10 +3,10 @@
 //!
 //! A PID namespace needs a first process, PID 1 in it, which adopts the
 //! namespace's orphans. When it exits, the kernel kills every other process
-//! of the namespace. That init is a separate program ([`InitCommand`]; the
-//! stasis command runs itself with a hidden subcommand that calls
-//! [`run_init`]), started with clone3(CLONE_NEWPID) and execve, because a
-//! forked copy of a multi-threaded program must not run its own code.
+//! of the namespace. That init is a separate program, [`InitCommand`],
+//! started with clone3(CLONE_NEWPID) and execve, because a forked copy of a
+//! multi-threaded program must not run its own code. The stasis command
+//! runs itself with a hidden subcommand that calls [`run_init`].
 //!
 //! The root of the tree is not a child of the init: stasis creates it as
 //! its own child, from a thread whose PID namespace for children it points
@@ -23,8 +23,8 @@
 //! If the socket closes before [`RELEASED`], the restore failed or stasis
 //! died, and the init exits, which kills whatever is left in the namespace.
 //! After [`RELEASED`], the init waits for the root to exit, then for every
-//! process that the namespace's orphans bring to it, and exits when it has
-//! no child left.
+//! orphan of the namespace, which the kernel makes its child, and exits
+//! when it has no child left.
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
