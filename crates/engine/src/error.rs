@@ -46,7 +46,7 @@ pub enum RestoreError {
     #[error(transparent)]
     Image(#[from] ImageError),
 
-    #[error("pid {pid} is in use by another process ({comm}); stop that process, or restore where the pid is free")]
+    #[error("pid {pid} is in use by another process ({comm}); stop that process, or restore into a new PID namespace (--pid-ns)")]
     PidInUse { pid: i32, comm: String },
 
     #[error("{path} changed since the dump: {field} was {recorded}, is now {current}; restore it, or pass --skip-file-checks to accept the change")]
@@ -59,6 +59,16 @@ pub enum RestoreError {
 
     #[error("pid {pid} is still held by an exited process ({comm}) that its parent {parent} has not reaped after 5 s; wait until pid {pid} is free, then restore again")]
     PidHeldByZombie { pid: i32, comm: String, parent: i32 },
+
+    #[error("creating a new PID namespace failed: {reason}")]
+    PidNamespace { reason: String },
+
+    #[error("{reason}, and restoring into a new PID namespace instead failed")]
+    PidNamespaceFallback {
+        reason: String,
+        #[source]
+        source: Box<RestoreError>,
+    },
 
     #[error("cannot restore this image: {reason}")]
     Unsupported { reason: String },

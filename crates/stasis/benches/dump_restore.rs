@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stasis_engine::dump::{dump, DumpOptions};
-use stasis_engine::restore::{restore, RestoreOptions};
+use stasis_engine::restore::{restore, PidNamespaceMode, RestoreOptions};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -95,6 +95,7 @@ fn timed_restore(dir: &Path) -> f64 {
         dir: dir.to_path_buf(),
         skip_file_checks: true,
         manifest_hash: None,
+        pid_namespace: PidNamespaceMode::Never,
     })
     .expect("restore");
     let seconds = started.elapsed().as_secs_f64();

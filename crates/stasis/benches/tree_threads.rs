@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stasis_engine::dump::{dump, DumpOptions};
-use stasis_engine::restore::{restore, RestoreOptions};
+use stasis_engine::restore::{restore, PidNamespaceMode, RestoreOptions};
 
 /// A shell with 99 sleeping children: 100 processes.
 const TREE_SCRIPT: &str = "for i in $(seq 99); do sleep 1000 & done; wait";
@@ -134,6 +134,7 @@ fn measure(command: &mut Command, expected: usize, run: usize) -> (f64, f64) {
         dir: dir.clone(),
         skip_file_checks: true,
         manifest_hash: None,
+        pid_namespace: PidNamespaceMode::Never,
     })
     .expect("restore");
     let restore_ms = started.elapsed().as_secs_f64() * 1e3;

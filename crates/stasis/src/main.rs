@@ -40,10 +40,16 @@ enum Command {
     Demo(cmd::demo::Args),
     #[command(hide = true)]
     DemoWorkload(cmd::demo::WorkloadArgs),
+    /// Init of a PID namespace that `stasis restore` creates.
+    #[command(hide = true)]
+    PidNsInit,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::PidNsInit = cli.command {
+        return ExitCode::from(stasis_engine::restore::run_pid_namespace_init());
+    }
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Dump(args) => cmd::dump::run(args),
@@ -56,6 +62,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::DemoWorkload(args) => cmd::demo::run_workload(args),
+        Command::PidNsInit => unreachable!("handled before logging starts"),
     };
     match result {
         Ok(code) => code,

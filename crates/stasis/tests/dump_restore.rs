@@ -515,7 +515,7 @@ fn restore_rejects_pid_in_use() {
         "sleep {pid} stopped running after --leave-running"
     );
 
-    let run = env.stasis(&["restore", "-D", path_text(&image), "-d"]);
+    let run = env.stasis(&["restore", "-D", path_text(&image), "-d", "--no-pid-ns"]);
     assert!(
         !run.success(),
         "restore succeeded although PID {pid} is in use:\n{run}"
@@ -527,6 +527,10 @@ fn restore_rejects_pid_in_use() {
     assert!(
         run.stderr.to_lowercase().contains("in use"),
         "restore error does not say that the PID is in use:\n{run}"
+    );
+    assert!(
+        run.stderr.contains("--pid-ns"),
+        "restore error does not point to --pid-ns:\n{run}"
     );
     assert_eq!(
         proc_start_time(pid),

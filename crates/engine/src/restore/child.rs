@@ -6,6 +6,11 @@
 //! call, so parent links are as recorded; PTRACE_O_TRACEFORK attaches the
 //! new process in an event stop before it runs. No stasis code runs in any
 //! of them after that point: the restore rebuilds each from the outside.
+//!
+//! In a new PID namespace each process has two PIDs: the saved one inside
+//! the namespace, which `set_tid` sets and getpid returns, and
+//! another in the namespace of stasis, which ptrace, kill and /proc use.
+//! [`Created`] keeps both.
 
 use nix::errno::Errno;
 use stasis_linux::ptrace::{self, Stop};
@@ -14,30 +19,35 @@ use stasis_linux::{mem, proc, LinuxError};
 use tracing::warn;
 
 use crate::error::{RestoreError, RestoreStep};
+use crate::restore::pidns::PidNamespace;
 
 /// struct clone_args from include/uapi/linux/sched.h (CLONE_ARGS_SIZE_VER2).
 #[repr(C)]
 #[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+pub(super) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
 }
 
-const CLONE_ARGS_SIZE: u64 = std::mem::size_of::<CloneArgs>() as u64;
+pub(super) const CLONE_ARGS_SIZE: u64 = std::mem::size_of::<CloneArgs>() as u64;
 const TRACE_OPTIONS: i32 = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
 
 /// One process of the tree under construction.
 pub struct Created {
+    /// PID in the PID namespace of stasis, for ptrace, kill and /proc.
     pub pid: i32,
+    /// PID recorded in the image, which getpid returns in the process. It
+    /// equals `pid` unless the tree is in a new PID namespace.
+    pub saved_pid: i32,
     /// Threads created after the main one, detached on release.
     pub threads: Vec<i32>,
     /// Remote-syscall handle, kept once made, because it records whether the
@@ -68,16 +78,21 @@ impl Created {
 }
 
 /// The tree under construction. Dropping it without [`Tree::release`]
-/// kills and reaps every process in it, so a failed restore leaves no
-/// process behind.
+/// kills and reaps every process in it, and then the init of its PID
+/// namespace if it has one, so a failed restore leaves no process behind.
 pub struct Tree {
     pub processes: Vec<Created>,
+    /// The new PID namespace of the tree, None in the namespace of stasis.
+    /// Declared after `processes`, so it is dropped after the processes
+    /// are reaped.
+    pub pid_namespace: Option<PidNamespace>,
     released: bool,
 }
 
 impl Tree {
-    /// Creates the root with PID `pid`, seized and stopped.
-    pub fn spawn_root(pid: i32) -> Result<Tree, RestoreError> {
+    /// Creates the root with PID `pid`, seized and stopped, in
+    /// `pid_namespace` if given, and else in the PID namespace of stasis.
+    pub fn spawn_root(pid: i32, pid_namespace: Option<PidNamespace>) -> Result<Tree, RestoreError> {
         let tids = [pid];
         let args = CloneArgs {
             exit_signal: libc::SIGCHLD as u64,
@@ -85,52 +100,62 @@ impl Tree {
             set_tid_size: 1,
             ..CloneArgs::default()
         };
-        let mut attempts = 0;
-        let ret = loop {
-            // SAFETY: args is a valid clone_args of the size passed; without
-            // CLONE_VM the child gets a copy of this address space and runs
-            // only `park_child`, which calls async-signal-safe functions and
-            // never returns.
-            let ret = unsafe {
-                libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, CLONE_ARGS_SIZE)
-            };
-            if ret == 0 {
-                park_child();
+        let ret = match &pid_namespace {
+            Some(namespace) => namespace.create_in(|| {
+                clone_root(&args).map_err(|errno| namespace_clone_error(pid, errno))
+            })??,
+            None => {
+                let mut attempts = 0;
+                loop {
+                    match clone_root(&args) {
+                        Ok(ret) => break ret,
+                        Err(errno)
+                            if errno == Errno::EEXIST
+                                && held_by_zombie(pid)
+                                && attempts < ZOMBIE_RETRIES =>
+                        {
+                            attempts += 1;
+                            std::thread::sleep(ZOMBIE_RETRY_DELAY);
+                        }
+                        Err(errno) => return Err(clone_error(pid, errno)),
+                    }
+                }
             }
-            if ret > 0 {
-                break ret;
-            }
-            let errno = Errno::last();
-            if errno == Errno::EEXIST && held_by_zombie(pid) && attempts < ZOMBIE_RETRIES {
-                attempts += 1;
-                std::thread::sleep(ZOMBIE_RETRY_DELAY);
-                continue;
-            }
-            return Err(clone_error(pid, errno));
         };
-        let tree = Tree {
+        // clone3 returns the PID in the namespace of the caller.
+        let mut tree = Tree {
             processes: vec![Created {
-                pid: ret as i32,
+                pid: ret,
+                saved_pid: pid,
                 threads: Vec::new(),
                 remote: None,
                 exited: false,
             }],
+            pid_namespace,
             released: false,
         };
-        seize_new(pid)?;
+        seize_new(ret)?;
+        if let Some(namespace) = tree.pid_namespace.as_mut() {
+            namespace.watch_root(pid)?;
+        }
         Ok(tree)
     }
 
-    /// Returns the process with PID `pid`.
+    /// Returns the process with the saved PID `pid`.
     pub fn get(&mut self, pid: i32) -> Option<&mut Created> {
-        self.processes.iter_mut().find(|created| created.pid == pid)
+        self.processes
+            .iter_mut()
+            .find(|created| created.saved_pid == pid)
     }
 
-    /// Makes `parent` create a child process with PID `pid`.
+    /// Makes `parent` create a child process with PID `pid`. Both PIDs are
+    /// saved PIDs.
     pub fn fork(&mut self, parent: i32, pid: i32) -> Result<(), RestoreError> {
+        let in_namespace = self.pid_namespace.is_some();
         let creator = self.get(parent).ok_or_else(|| RestoreError::Unsupported {
             reason: format!("process {pid} has parent {parent}, which is not restored before it"),
         })?;
+        let parent = creator.pid;
         let remote = creator.remote()?;
         ptrace::set_options(parent, TRACE_OPTIONS | libc::PTRACE_O_TRACEFORK)
             .step(parent, "tracing fork")?;
@@ -155,7 +180,10 @@ impl Tree {
                     [scratch, CLONE_ARGS_SIZE, 0, 0, 0, 0],
                 )
                 .step(parent, format!("creating process {pid}"))?;
-            if created == -(libc::EEXIST as i64) && held_by_zombie(pid) && attempts < ZOMBIE_RETRIES
+            if created == -(libc::EEXIST as i64)
+                && !in_namespace
+                && held_by_zombie(pid)
+                && attempts < ZOMBIE_RETRIES
             {
                 attempts += 1;
                 std::thread::sleep(ZOMBIE_RETRY_DELAY);
@@ -163,19 +191,36 @@ impl Tree {
             }
             break created;
         };
-        remote.take_new_task();
+        // The PTRACE_EVENT_FORK message is the new PID in the namespace of
+        // the tracer, while clone3 returned the one in the parent's.
+        let new_task = remote.take_new_task();
         remote
             .munmap(scratch, 4096)
             .step(parent, "unmapping clone arguments")?;
         ptrace::set_options(parent, TRACE_OPTIONS).step(parent, "ending fork tracing")?;
         if created < 0 {
-            return Err(clone_error(pid, Errno::from_raw(-created as i32)));
+            let errno = Errno::from_raw(-created as i32);
+            return Err(if in_namespace {
+                namespace_clone_error(pid, errno)
+            } else {
+                clone_error(pid, errno)
+            });
         }
+        let host_pid = new_task.ok_or_else(|| RestoreError::Linux {
+            pid: parent,
+            step: format!("creating process {pid}"),
+            source: LinuxError::UnexpectedStop {
+                pid: parent,
+                step: "creating a process",
+                status: "clone3 returned without a PTRACE_EVENT_FORK stop".into(),
+            },
+        })?;
 
-        wait_event_stop(pid, "waiting for the new process")?;
-        block_signals(pid)?;
+        wait_event_stop(host_pid, "waiting for the new process")?;
+        block_signals(host_pid)?;
         self.processes.push(Created {
-            pid,
+            pid: host_pid,
+            saved_pid: pid,
             threads: Vec::new(),
             remote: None,
             exited: false,
@@ -183,9 +228,15 @@ impl Tree {
         Ok(())
     }
 
-    /// Lets every process of the tree run.
+    /// Lets every process of the tree run, and leaves the init of its PID
+    /// namespace, if any, running on its own.
     pub fn release(mut self) -> Result<(), RestoreError> {
         self.released = true;
+        // The init stays in charge of its namespace even if a detach below
+        // fails, because the processes already detached run.
+        if let Some(namespace) = self.pid_namespace.take() {
+            namespace.release()?;
+        }
         for created in self
             .processes
             .iter()
@@ -232,6 +283,37 @@ fn held_by_zombie(pid: i32) -> bool {
     proc::stat(pid)
         .map(|stat| stat.state == 'Z')
         .unwrap_or(false)
+}
+
+/// Runs clone3 with `args` from this thread and returns the child's PID in
+/// the PID namespace of stasis. The child runs `park_child`.
+fn clone_root(args: &CloneArgs) -> Result<i32, Errno> {
+    // SAFETY: args is a valid clone_args of the size passed; without
+    // CLONE_VM the child gets a copy of this address space and runs only
+    // `park_child`, which calls async-signal-safe functions and never
+    // returns.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, args as *const CloneArgs, CLONE_ARGS_SIZE) };
+    if ret == 0 {
+        park_child();
+    }
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(ret as i32)
+}
+
+/// Describes a failed clone3 in a new PID namespace. EEXIST there cannot
+/// come from a process outside the tree, because the namespace starts empty
+/// but for its init.
+fn namespace_clone_error(pid: i32, errno: Errno) -> RestoreError {
+    if errno == Errno::EEXIST {
+        return RestoreError::Unsupported {
+            reason: format!(
+                "pid {pid} is taken twice in the new PID namespace; the image lists it twice, or it is pid 1, which the namespace's init holds"
+            ),
+        };
+    }
+    RestoreError::Clone { pid, source: errno }
 }
 
 fn clone_error(pid: i32, errno: Errno) -> RestoreError {

@@ -8,7 +8,9 @@
 //!    that each file is unchanged;
 //! 4. create the root with the recorded PID (clone3 with set_tid), then
 //!    each other process from its parent, in its session and group;
-//!    zombies exit with their recorded status;
+//!    zombies exit with their recorded status. When asked, or when a
+//!    recorded PID is taken, this happens in a new PID namespace
+//!    (`pidns.rs`);
 //! 5. rebuild each process's address space, fds, limits, signals, threads
 //!    and credentials with system calls run inside it; every data file
 //!    (pages, file contents, socket queues) is checked a chunk at a time
@@ -22,6 +24,7 @@ mod anon;
 mod child;
 mod files;
 mod memory;
+mod pidns;
 mod process;
 mod sessions;
 mod socket;
@@ -40,6 +43,8 @@ use tracing::info;
 use crate::error::{RestoreError, RestoreStep};
 use child::Tree;
 use files::{Descriptions, FileCheck, OpenedFiles};
+use pidns::PidNamespace;
+pub use pidns::{run_init as run_pid_namespace_init, InitCommand};
 
 /// Size of the scratch area used to pass structures to system calls.
 const SCRATCH_LEN: u64 = 64 * 1024;
@@ -53,19 +58,55 @@ pub struct RestoreOptions {
     /// verified seal signs. The image is opened only if the manifest bytes
     /// it reads have this hash.
     pub manifest_hash: Option<[u8; 32]>,
+    /// Whether the tree goes into a new PID namespace.
+    pub pid_namespace: PidNamespaceMode,
+}
+
+/// PID namespace choice of a restore.
+#[derive(Debug, Clone)]
+pub enum PidNamespaceMode {
+    /// In the PID namespace of stasis, with the saved PIDs. A taken PID is
+    /// an error.
+    Never,
+    /// In a new PID namespace whose init runs the command.
+    Always(InitCommand),
+    /// In the PID namespace of stasis, unless a saved PID or TID is taken
+    /// there by another process (after the wait for a zombie with that
+    /// PID), and then in a new PID namespace whose init runs the command.
+    WhenPidsTaken(InitCommand),
 }
 
 /// Summary of a restore, printed by `stasis restore --json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreSummary {
-    /// PID of the root process.
+    /// PID of the root process in the PID namespace of the caller, the one
+    /// that signals and waitpid there take. It is the saved PID unless the
+    /// tree is in a new PID namespace.
     pub pid: i32,
+    /// The new PID namespace of the tree, or None.
+    pub pid_namespace: Option<PidNamespaceSummary>,
     /// Processes restored, zombies included.
     pub processes: usize,
     pub vmas: usize,
     pub fds: usize,
     pub pages_restored: u64,
     pub total_ms: f64,
+}
+
+/// The new PID namespace that a restored tree runs in.
+#[derive(Debug, Clone, Serialize)]
+pub struct PidNamespaceSummary {
+    /// PID of the root inside the namespace, the saved one.
+    pub root_pid: i32,
+    /// PID of the namespace's init in the PID namespace of the caller. The
+    /// init is a child of the caller, and killing it kills the tree.
+    pub init_pid: i32,
+    /// Inode number of the namespace, as in the /proc/PID/ns/pid link
+    /// `pid:[INODE]`.
+    pub inode: u64,
+    /// Message naming the taken saved PID that made the restore choose a
+    /// new namespace on its own, or None when the caller requested one.
+    pub reason: Option<String>,
 }
 
 /// One process of the image, with the records that a live process has.
@@ -164,8 +205,31 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         });
     }
 
-    let mut tree = create_tree(&processes)?;
-    info!(root, processes = processes.len(), "processes created");
+    let (mut tree, reason) = match &options.pid_namespace {
+        PidNamespaceMode::Never => (create_tree(&processes, None)?, None),
+        PidNamespaceMode::Always(init) => {
+            check_pid_one_free(&processes)?;
+            let namespace = PidNamespace::create(init)?;
+            (create_tree(&processes, Some(namespace))?, None)
+        }
+        PidNamespaceMode::WhenPidsTaken(init) => create_tree_where_free(&processes, init)?,
+    };
+    let root_pid = tree.processes[0].pid;
+    let pid_namespace = tree
+        .pid_namespace
+        .as_ref()
+        .map(|namespace| PidNamespaceSummary {
+            root_pid: root,
+            init_pid: namespace.init_pid(),
+            inode: namespace.inode(),
+            reason,
+        });
+    info!(
+        root,
+        root_pid,
+        processes = processes.len(),
+        "processes created"
+    );
 
     rebuild_all(&mut tree, &processes, &opened)?;
 
@@ -179,7 +243,8 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
     let live: Vec<&(MemoryMap, FdTable)> =
         processes.iter().filter_map(|p| p.live.as_ref()).collect();
     Ok(RestoreSummary {
-        pid: root,
+        pid: root_pid,
+        pid_namespace,
         processes: processes.len(),
         vmas: live.iter().map(|live| live.0.vmas.len()).sum(),
         fds: live.iter().map(|live| live.1.fds.len()).sum(),
@@ -192,11 +257,88 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
     })
 }
 
+/// Creates the tree in the PID namespace of stasis, or, if a saved PID or
+/// TID is taken there, in a new PID namespace. Returns the tree and, for a
+/// new namespace, which PID was taken.
+fn create_tree_where_free(
+    processes: &[ProcessImage],
+    init: &InitCommand,
+) -> Result<(Tree, Option<String>), RestoreError> {
+    let reason = match create_tree(processes, None) {
+        // Threads are created later, so their TIDs are checked here, after
+        // the wait for zombies that hold saved PIDs.
+        Ok(tree) => match taken_thread_id(processes) {
+            None => return Ok((tree, None)),
+            Some(reason) => reason,
+        },
+        Err(RestoreError::PidInUse { pid, comm }) => {
+            format!("pid {pid} is in use by another process ({comm})")
+        }
+        Err(RestoreError::PidHeldByZombie { pid, comm, parent }) => format!(
+            "pid {pid} is held by an exited process ({comm}) that its parent {parent} has not reaped"
+        ),
+        Err(error) => return Err(error),
+    };
+    // The tree created above, if any, is gone by now.
+    if let Err(error) = check_pid_one_free(processes) {
+        return Err(RestoreError::PidNamespaceFallback {
+            reason,
+            source: Box::new(error),
+        });
+    }
+    info!(%reason, "restoring into a new PID namespace");
+    let fallback = |error| RestoreError::PidNamespaceFallback {
+        reason: reason.clone(),
+        source: Box::new(error),
+    };
+    let namespace = PidNamespace::create(init).map_err(fallback)?;
+    let tree = create_tree(processes, Some(namespace)).map_err(fallback)?;
+    Ok((tree, Some(reason)))
+}
+
+/// Returns a message naming the first saved TID of a thread (not a main
+/// thread) that a task of the PID namespace of stasis uses, if any.
+fn taken_thread_id(processes: &[ProcessImage]) -> Option<String> {
+    processes
+        .iter()
+        .filter(|entry| entry.live.is_some())
+        .flat_map(|entry| entry.process.threads.iter().skip(1))
+        .find_map(|thread| {
+            let stat = proc::stat(thread.tid).ok()?;
+            Some(format!(
+                "tid {} is in use by another process ({})",
+                thread.tid, stat.comm
+            ))
+        })
+}
+
+/// Rejects an image with process or thread 1 for a new PID namespace,
+/// where PID 1 belongs to the namespace's init.
+fn check_pid_one_free(processes: &[ProcessImage]) -> Result<(), RestoreError> {
+    reject_pid_one(processes.iter().flat_map(|entry| {
+        std::iter::once(entry.process.pid)
+            .chain(entry.process.threads.iter().map(|thread| thread.tid))
+    }))
+}
+
+/// Returns an error if `saved_ids`, the PIDs and TIDs of an image, contain 1.
+fn reject_pid_one(mut saved_ids: impl Iterator<Item = i32>) -> Result<(), RestoreError> {
+    if saved_ids.any(|id| id == 1) {
+        return Err(RestoreError::Unsupported {
+            reason: "the image has a process or thread with pid 1, which in a new PID namespace belongs to the namespace's init; restore it without a new PID namespace (--no-pid-ns)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Creates every process of the tree, each by its parent, in its session
 /// and group; zombies exit right away with their recorded status.
-fn create_tree(processes: &[ProcessImage]) -> Result<Tree, RestoreError> {
+fn create_tree(
+    processes: &[ProcessImage],
+    pid_namespace: Option<PidNamespace>,
+) -> Result<Tree, RestoreError> {
     let root = &processes[0].process;
-    let mut tree = Tree::spawn_root(root.pid)?;
+    let mut tree = Tree::spawn_root(root.pid, pid_namespace)?;
     let mut placed: Vec<&Process> = Vec::new();
     for entry in processes {
         let process = &entry.process;
@@ -391,4 +533,26 @@ fn check_machine(image: &Image) -> Result<(), RestoreError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_one_rejected_for_namespace() {
+        let error = reject_pid_one([300, 301, 1].into_iter())
+            .expect_err("an image with pid 1 must be rejected");
+        let message = error.to_string();
+        assert!(
+            message.contains("pid 1") && message.contains("--no-pid-ns"),
+            "the error does not explain pid 1: {message}"
+        );
+    }
+
+    #[test]
+    fn other_pids_accepted_for_namespace() {
+        let result = reject_pid_one([2, 300, 301].into_iter());
+        assert!(result.is_ok(), "pids without 1 were rejected: {result:?}");
+    }
 }

@@ -347,7 +347,8 @@ pub fn set_sigactions(
 }
 
 /// Queues the saved pending signals. Every signal is blocked while this
-/// runs; the caller installs the saved mask afterwards.
+/// runs; the caller installs the saved mask afterwards. The calls run
+/// inside the process, so they name it and its threads by saved PIDs.
 pub fn queue_signals(
     remote: &mut RemoteProcess,
     scratch: u64,
@@ -364,7 +365,7 @@ pub fn queue_signals(
             .syscall(
                 "rt_sigqueueinfo",
                 libc::SYS_rt_sigqueueinfo,
-                [pid as u64, signo(&info.0), scratch, 0, 0, 0],
+                [process.pid as u64, signo(&info.0), scratch, 0, 0, 0],
             )
             .step(pid, "queueing a pending signal")?;
     }
@@ -375,7 +376,14 @@ pub fn queue_signals(
                 .syscall(
                     "rt_tgsigqueueinfo",
                     libc::SYS_rt_tgsigqueueinfo,
-                    [pid as u64, thread.tid as u64, signo(&info.0), scratch, 0, 0],
+                    [
+                        process.pid as u64,
+                        thread.tid as u64,
+                        signo(&info.0),
+                        scratch,
+                        0,
+                        0,
+                    ],
                 )
                 .step(pid, "queueing a pending signal")?;
         }

@@ -80,6 +80,8 @@ pub fn make_zombie(
     wait_status: i32,
 ) -> Result<(), RestoreError> {
     let pid = created.pid;
+    // tgkill runs inside the process, so it takes the saved PID.
+    let own_pid = created.saved_pid as u64;
     let remote = created.remote()?;
     let signal = wait_status & 0x7f;
 
@@ -125,10 +127,7 @@ pub fn make_zombie(
             )
             .step(pid, "disabling core dumps")?;
         ptrace::set_sigmask(pid, 0).step(pid, "unblocking the fatal signal")?;
-        (
-            libc::SYS_tgkill,
-            [pid as u64, pid as u64, signal as u64, 0, 0, 0],
-        )
+        (libc::SYS_tgkill, [own_pid, own_pid, signal as u64, 0, 0, 0])
     };
 
     remote

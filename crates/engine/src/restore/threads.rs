@@ -81,22 +81,35 @@ pub fn create(
                 },
             });
         }
-        main.take_new_task();
-        match ptrace::wait_stop(tid).step(tid, "waiting for the new thread")? {
+        // clone3 returned the TID inside the process's PID namespace, but
+        // ptrace needs the one in the namespace of stasis, which is the
+        // PTRACE_EVENT_CLONE message.
+        let host_tid = main.take_new_task().ok_or_else(|| RestoreError::Linux {
+            pid,
+            step: format!("creating thread {tid}"),
+            source: LinuxError::UnexpectedStop {
+                pid,
+                step: "creating a thread",
+                status: "clone3 returned without a PTRACE_EVENT_CLONE stop".into(),
+            },
+        })?;
+        match ptrace::wait_stop(host_tid).step(host_tid, "waiting for the new thread")? {
             Stop::Event => {}
             other => {
                 return Err(RestoreError::Linux {
-                    pid: tid,
+                    pid: host_tid,
                     step: "waiting for the new thread".into(),
                     source: LinuxError::UnexpectedStop {
-                        pid: tid,
+                        pid: host_tid,
                         step: "waiting for the new thread",
                         status: other.to_string(),
                     },
                 })
             }
         }
-        threads.push(RemoteProcess::new(tid, vdso).step(tid, "preparing remote system calls")?);
+        threads.push(
+            RemoteProcess::new(host_tid, vdso).step(host_tid, "preparing remote system calls")?,
+        );
     }
     ptrace::set_options(pid, options).step(pid, "ending thread creation tracing")?;
     Ok(threads)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use stasis_engine::dump::{dump, DumpOptions};
-use stasis_engine::restore::{restore, RestoreOptions};
+use stasis_engine::restore::{restore, PidNamespaceMode, RestoreOptions};
 
 use crate::output::human_bytes;
 
@@ -109,6 +109,7 @@ fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
         dir: image,
         skip_file_checks: false,
         manifest_hash: None,
+        pid_namespace: PidNamespaceMode::Never,
     })
     .context("restore failed")?;
     println!(

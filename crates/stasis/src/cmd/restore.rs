@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use stasis_engine::restore::{restore, RestoreOptions};
+use stasis_engine::restore::{
+    restore, InitCommand, PidNamespaceMode, RestoreOptions, RestoreSummary,
+};
 use stasis_seal::policy::policy_location;
 use stasis_seal::{load_policy, verify_seal, Policy, PublicKey};
 use tracing::info;
@@ -13,14 +15,19 @@ use crate::cmd::verify::load_public_keys;
 use crate::output;
 
 /// Restore a process from an image directory, with its original PID.
+///
+/// When a saved PID is taken by another process, the tree is restored into
+/// a new PID namespace, where it keeps its PIDs, and a message on stderr
+/// names the taken PID.
 #[derive(clap::Args)]
 pub struct Args {
     /// Image directory written by `stasis dump`.
     #[arg(short = 'D', long = "images-dir")]
     dir: PathBuf,
 
-    /// Return once the process runs and print its PID, instead of waiting
-    /// for it and exiting with its status.
+    /// Return once the process runs and print its PID (in a new PID
+    /// namespace, the PID outside it), instead of waiting for it and
+    /// exiting with its status.
     #[arg(short = 'd', long)]
     restore_detached: bool,
 
@@ -38,9 +45,29 @@ pub struct Args {
     #[arg(long = "pubkey", value_name = "PUBFILE", requires = "require_seal")]
     pubkeys: Vec<PathBuf>,
 
+    /// Restore into a new PID namespace even when the saved PIDs are free.
+    /// The processes have their saved PIDs inside it and other PIDs
+    /// outside, which `-d` and --json report.
+    #[arg(long, conflicts_with = "no_pid_ns")]
+    pid_ns: bool,
+
+    /// Never restore into a new PID namespace: fail when a saved PID is
+    /// taken.
+    #[arg(long)]
+    no_pid_ns: bool,
+
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+}
+
+/// Runs this program again as the init of a new PID namespace, through the
+/// hidden `pid-ns-init` subcommand.
+fn init_command() -> InitCommand {
+    InitCommand {
+        program: "/proc/self/exe".into(),
+        args: vec!["pid-ns-init".into()],
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -49,24 +76,55 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         dir: args.dir.clone(),
         skip_file_checks: args.skip_file_checks,
         manifest_hash,
+        pid_namespace: if args.pid_ns {
+            PidNamespaceMode::Always(init_command())
+        } else if args.no_pid_ns {
+            PidNamespaceMode::Never
+        } else {
+            PidNamespaceMode::WhenPidsTaken(init_command())
+        },
     };
     let summary =
         restore(&options).with_context(|| format!("restore from {} failed", args.dir.display()))?;
 
+    if let Some(reason) = summary
+        .pid_namespace
+        .as_ref()
+        .and_then(|namespace| namespace.reason.as_ref())
+    {
+        eprintln!(
+            "stasis: {reason}, so the tree was restored into a new PID namespace; pass --no-pid-ns to fail instead"
+        );
+    }
     if args.json {
         output::print_json(&summary)?;
     } else if args.restore_detached {
         println!("{}", summary.pid);
     } else {
         eprintln!(
-            "restored pid {} ({} mappings, {} pages) in {:.1} ms",
-            summary.pid, summary.vmas, summary.pages_restored, summary.total_ms
+            "restored {} ({} mappings, {} pages) in {:.1} ms",
+            describe_root(&summary),
+            summary.vmas,
+            summary.pages_restored,
+            summary.total_ms
         );
     }
     if args.restore_detached {
         return Ok(ExitCode::SUCCESS);
     }
     wait_for_exit(summary.pid)
+}
+
+/// Names the restored root for the human output: its PID, and for a new PID
+/// namespace also its PID outside, the namespace and its init.
+fn describe_root(summary: &RestoreSummary) -> String {
+    match &summary.pid_namespace {
+        None => format!("pid {}", summary.pid),
+        Some(namespace) => format!(
+            "pid {} in PID namespace pid:[{}] (pid {} outside it; init pid {})",
+            namespace.root_pid, namespace.inode, summary.pid, namespace.init_pid
+        ),
+    }
 }
 
 /// A party that requires a seal (the policy file or --pubkey), and the keys
