@@ -11,6 +11,9 @@ pub enum DumpError {
     #[error("process {pid} not found")]
     NoSuchProcess { pid: i32 },
 
+    #[error("reading random bytes for the image's salt failed: {0}")]
+    Random(String),
+
     #[error("cannot dump pid {pid}: {reason}")]
     Unsupported { pid: i32, reason: String },
 

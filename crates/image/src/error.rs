@@ -91,6 +91,36 @@ pub enum ImageError {
         end: u64,
     },
 
+    #[error(
+        "{path}: chunk {chunk} of {chunks} does not decrypt with the image key, although it \
+         matches its hash; the image was written with another key of the same ID"
+    )]
+    DecryptFailed {
+        path: PathBuf,
+        chunk: u64,
+        chunks: u64,
+    },
+
+    #[error(
+        "the image in {dir} is encrypted with key {key_id}; give that key (stasis: --key FILE) \
+         to read its records and data"
+    )]
+    Encrypted { dir: PathBuf, key_id: String },
+
+    #[error(
+        "the image in {dir} is encrypted with key {expected}, but the key given has ID {given}"
+    )]
+    WrongKey {
+        dir: PathBuf,
+        expected: String,
+        given: String,
+    },
+
+    #[error(
+        "the image in {dir} is not encrypted, but a key was given to decrypt it; leave out the key"
+    )]
+    NotEncrypted { dir: PathBuf },
+
     #[error("{path} contains an invalid CBOR record: {message}")]
     Decode { path: PathBuf, message: String },
 

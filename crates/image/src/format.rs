@@ -291,19 +291,32 @@ pub(crate) fn encode_record_bytes<T: Serialize>(
     kind: RecordKind,
     path: &Path,
 ) -> Result<Vec<u8>, ImageError> {
-    let mut bytes = vec![0u8; HEADER_SIZE as usize];
-    ciborium::ser::into_writer(record, &mut bytes).map_err(|error| ImageError::Encode {
+    Ok(record_file_bytes(kind, &encode_payload(record, path)?))
+}
+
+/// Encodes `record` as CBOR. `path` only names the file in errors.
+pub(crate) fn encode_payload<T: Serialize>(record: &T, path: &Path) -> Result<Vec<u8>, ImageError> {
+    let mut payload = Vec::new();
+    ciborium::ser::into_writer(record, &mut payload).map_err(|error| ImageError::Encode {
         path: path.to_path_buf(),
         message: error.to_string(),
     })?;
+    Ok(payload)
+}
+
+/// Builds a record file of kind `kind` from its payload: the header with
+/// length and checksum, then the payload.
+pub(crate) fn record_file_bytes(kind: RecordKind, payload: &[u8]) -> Vec<u8> {
     let header = Header {
         version: FORMAT_VERSION,
         kind,
-        payload_len: bytes.len() as u64 - HEADER_SIZE,
-        checksum: payload_checksum(&bytes[HEADER_SIZE as usize..]),
+        payload_len: payload.len() as u64,
+        checksum: payload_checksum(payload),
     };
-    bytes[..HEADER_SIZE as usize].copy_from_slice(&header.to_bytes());
-    Ok(bytes)
+    let mut bytes = Vec::with_capacity(HEADER_SIZE as usize + payload.len());
+    bytes.extend_from_slice(&header.to_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
 }
 
 /// Checks that `name` is a valid file name inside an image: 1 to 255

@@ -13,6 +13,7 @@
 
 pub mod bytes;
 pub mod chunks;
+pub mod crypto;
 mod error;
 pub mod format;
 mod json;
@@ -23,6 +24,7 @@ pub mod validate;
 mod writer;
 
 pub use bytes::Bytes;
+pub use crypto::ImageKey;
 pub use error::ImageError;
 pub use format::{FORMAT_VERSION, HEADER_SIZE, MANIFEST_NAME, PAGE_DATA_OFFSET, PAGE_SIZE};
 pub use json::{decode_record_file, encode_record_json};

@@ -7,6 +7,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::chunks::{self, ChainingValue};
+use crate::crypto::{self, FileCipher, ImageKey, SALT_SIZE};
 use crate::error::ImageError;
 use crate::format::{
     decode_record_bytes, expect_kind, expect_size, parse_header, Header, HEADER_SIZE,
@@ -29,6 +30,10 @@ pub struct Image {
     version: u32,
     /// Index into `manifest.files` by file name.
     index: HashMap<String, usize>,
+    /// Salt of an encrypted image, from the manifest.
+    salt: Option<[u8; SALT_SIZE]>,
+    /// Key of an encrypted image, once [`Image::unlock`] accepted it.
+    key: Option<ImageKey>,
 }
 
 /// Location of the data of a pages or file data file: `len` bytes starting
@@ -38,7 +43,11 @@ pub struct DataFile {
     pub path: PathBuf,
     /// Always [`PAGE_DATA_OFFSET`].
     pub data_offset: u64,
+    /// Length of the data; in an encrypted image, of the plain data.
     pub len: u64,
+    /// Length of the data as stored in the file: `len` in an image in
+    /// clear, and `len` plus one tag per chunk in an encrypted one.
+    pub stored_len: u64,
 }
 
 impl Image {
@@ -137,12 +146,65 @@ impl Image {
             index.insert(entry.name.clone(), position);
         }
 
+        let salt = match &manifest.encryption {
+            Some(encryption) => Some(crypto::parse_salt(&encryption.salt).ok_or_else(|| {
+                ImageError::invalid(&manifest_path, "encryption.salt is not 64 hex digits")
+            })?),
+            None => None,
+        };
         Ok(Image {
             dir: dir.to_path_buf(),
             version: manifest.format_version,
             manifest,
             index,
+            salt,
+            key: None,
         })
+    }
+
+    /// Gives the key of an encrypted image, which reading its records and
+    /// data needs. Fails when the image is in clear or was encrypted with
+    /// another key.
+    pub fn unlock(&mut self, key: ImageKey) -> Result<(), ImageError> {
+        let Some(encryption) = &self.manifest.encryption else {
+            return Err(ImageError::NotEncrypted {
+                dir: self.dir.clone(),
+            });
+        };
+        let given = key.key_id();
+        if given != encryption.key_id {
+            return Err(ImageError::WrongKey {
+                dir: self.dir.clone(),
+                expected: encryption.key_id.clone(),
+                given,
+            });
+        }
+        self.key = Some(key);
+        Ok(())
+    }
+
+    /// Returns true when the image is encrypted and no key was given, so
+    /// that only the manifest and the hashes of the files can be read.
+    pub fn is_locked(&self) -> bool {
+        self.salt.is_some() && self.key.is_none()
+    }
+
+    /// Returns the cipher of file `name`, None in an image in clear, or
+    /// an error when the image is encrypted and locked.
+    fn cipher(&self, name: &str) -> Result<Option<FileCipher>, ImageError> {
+        match (&self.salt, &self.key) {
+            (None, _) => Ok(None),
+            (Some(salt), Some(key)) => Ok(Some(FileCipher::new(key, salt, name))),
+            (Some(_), None) => Err(ImageError::Encrypted {
+                dir: self.dir.clone(),
+                key_id: self
+                    .manifest
+                    .encryption
+                    .as_ref()
+                    .map(|encryption| encryption.key_id.clone())
+                    .unwrap_or_default(),
+            }),
+        }
     }
 
     /// Returns the image directory.
@@ -166,7 +228,41 @@ impl Image {
     /// - the CBOR decodes and fills the payload;
     /// - the record passes [`Record::validate`].
     pub fn read_record<T: Record>(&self, name: &str) -> Result<T, ImageError> {
-        let (entry, path) = self.entry(name, T::KIND)?;
+        let cipher = self.cipher(name)?;
+        let (bytes, path) = self.checked_record_bytes(name, T::KIND)?;
+        let record: T = match cipher {
+            None => decode_record_bytes::<T>(&bytes, T::KIND, &path)?.1,
+            Some(cipher) => {
+                let mut payload = bytes[HEADER_SIZE as usize..].to_vec();
+                cipher
+                    .open(0, true, &mut payload)
+                    .map_err(|_| ImageError::DecryptFailed {
+                        path: path.clone(),
+                        chunk: 0,
+                        chunks: 1,
+                    })?;
+                crate::format::decode_payload(&payload, &path)?
+            }
+        };
+        record.validate(&path)?;
+        Ok(record)
+    }
+
+    /// Checks the record file `name` of kind `kind` as [`Image::read_record`]
+    /// does, up to and including its hash, without decrypting or decoding
+    /// it. This works on a locked encrypted image.
+    pub fn check_record_file(&self, name: &str, kind: RecordKind) -> Result<(), ImageError> {
+        self.checked_record_bytes(name, kind).map(|_| ())
+    }
+
+    /// Reads the record file `name` and checks its listing, size, header
+    /// and hash. Returns its bytes and path.
+    fn checked_record_bytes(
+        &self,
+        name: &str,
+        kind: RecordKind,
+    ) -> Result<(Vec<u8>, PathBuf), ImageError> {
+        let (entry, path) = self.entry(name, kind)?;
         let bytes = read_file(&path, MAX_RECORD_SIZE)?;
         if bytes.len() as u64 != entry.size {
             return Err(ImageError::size_mismatch(
@@ -177,7 +273,7 @@ impl Image {
         }
 
         let header = parse_header(&bytes, &path)?;
-        expect_kind(&header, T::KIND, &path)?;
+        expect_kind(&header, kind, &path)?;
         self.expect_version(&header, &path)?;
         expect_size(&header, bytes.len() as u64, &path)?;
 
@@ -189,10 +285,17 @@ impl Image {
                 actual,
             });
         }
-
-        let (_, record): (Header, T) = decode_record_bytes(&bytes, T::KIND, &path)?;
-        record.validate(&path)?;
-        Ok(record)
+        let checksum = crate::format::payload_checksum(&bytes[HEADER_SIZE as usize..]);
+        if checksum != header.checksum {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "payload checksum is {checksum:016x} but the header records {:016x}; the file is damaged",
+                    header.checksum
+                ),
+            ));
+        }
+        Ok((bytes, path))
     }
 
     /// Reads the memory map record `name` and checks it against its pages
@@ -244,13 +347,24 @@ impl Image {
         expect_kind(&header, kind, &path)?;
         self.expect_version(&header, &path)?;
         expect_size(&header, size, &path)?;
-        if kind == RecordKind::Pages && header.payload_len % PAGE_SIZE != 0 {
+        let stored_len = header.payload_len;
+        let len = if self.salt.is_some() {
+            crypto::plain_len(stored_len).ok_or_else(|| {
+                ImageError::invalid(
+                    &path,
+                    format!(
+                        "its {stored_len} bytes of encrypted data end in a chunk too short to \
+                         hold a tag"
+                    ),
+                )
+            })?
+        } else {
+            stored_len
+        };
+        if kind == RecordKind::Pages && len % PAGE_SIZE != 0 {
             return Err(ImageError::invalid(
                 path,
-                format!(
-                    "pages data is {} bytes, which is not a multiple of {PAGE_SIZE}",
-                    header.payload_len
-                ),
+                format!("pages data is {len} bytes, which is not a multiple of {PAGE_SIZE}"),
             ));
         }
         if start[HEADER_SIZE as usize..].iter().any(|&byte| byte != 0) {
@@ -263,7 +377,8 @@ impl Image {
         Ok(DataFile {
             path,
             data_offset: PAGE_DATA_OFFSET,
-            len: header.payload_len,
+            len,
+            stored_len,
         })
     }
 
@@ -275,21 +390,42 @@ impl Image {
     /// lists, so that each chunk can be checked against the manifest as it
     /// is read.
     pub fn data_reader(&self, name: &str, kind: RecordKind) -> Result<DataReader, ImageError> {
+        let cipher = self.cipher(name)?;
+        let mut reader = self.hash_reader(name, kind)?;
+        reader.cipher = cipher;
+        Ok(reader)
+    }
+
+    /// Checks the data file `name` as [`Image::data_reader`] does, header
+    /// and chunk hashes, without reading its data or decrypting it. This
+    /// works on a locked encrypted image.
+    pub fn check_data_file(&self, name: &str, kind: RecordKind) -> Result<(), ImageError> {
+        self.hash_reader(name, kind).map(|_| ())
+    }
+
+    /// Opens the data file `name` like [`Image::data_reader`], but without
+    /// decryption: its chunks are checked and returned as stored.
+    fn hash_reader(&self, name: &str, kind: RecordKind) -> Result<DataReader, ImageError> {
         let data = self.data_file(name, kind)?;
         let (entry, _) = self.entry(name, kind)?;
         let root = blake3::Hash::from_hex(&entry.blake3).map_err(|_| {
             ImageError::invalid(&data.path, "the manifest lists no valid BLAKE3 hash for it")
         })?;
         let file = open_regular(&data.path)?;
-        let trailer_len = chunks::trailer_len(data.len);
+        let trailer_len = chunks::trailer_len(data.stored_len);
         let mut trailer = vec![0u8; trailer_len as usize];
-        read_exact_at(&file, &mut trailer, data.data_offset + data.len, &data.path)?;
+        read_exact_at(
+            &file,
+            &mut trailer,
+            data.data_offset + data.stored_len,
+            &data.path,
+        )?;
         let values: Vec<ChainingValue> = trailer
             .chunks_exact(chunks::CHUNK_HASH_SIZE as usize)
             .map(|value| value.try_into().expect("32-byte slices"))
             .collect();
         if !values.is_empty() {
-            let merged = chunks::root_hash(&values, data.len);
+            let merged = chunks::root_hash(&values, data.stored_len);
             if merged != root {
                 return Err(ImageError::invalid(
                     &data.path,
@@ -307,13 +443,16 @@ impl Image {
             path: data.path,
             data_offset: data.data_offset,
             len: data.len,
+            stored_len: data.stored_len,
             values,
             root,
+            cipher: None,
         })
     }
 
-    /// Checks the data file `name` with [`Image::data_reader`], then reads
-    /// all its data and checks every chunk.
+    /// Checks the data file `name` as [`Image::data_reader`] does, then
+    /// reads all its data and checks every chunk against its hash. An
+    /// encrypted file is not decrypted, so this works on a locked image.
     pub fn verify_data_file(&self, name: &str) -> Result<(), ImageError> {
         let kind = self
             .index
@@ -322,7 +461,7 @@ impl Image {
             .ok_or_else(|| ImageError::UnlistedFile {
                 path: self.dir.join(name),
             })?;
-        let reader = self.data_reader(name, kind)?;
+        let reader = self.hash_reader(name, kind)?;
         let mut buffer = Vec::new();
         for index in 0..reader.chunk_count() {
             reader.read_chunk(index, &mut buffer)?;
@@ -335,9 +474,19 @@ impl Image {
     /// [`Image::verify_data_file`]. Also checks each memory map against its
     /// pages file and that each file data file named by an fd table is
     /// listed with kind file data.
+    ///
+    /// On a locked encrypted image, records are checked up to their hash
+    /// and not decoded, and data files are checked against their hashes.
     pub fn verify_all(&self) -> Result<(), ImageError> {
         for entry in &self.manifest.files {
             let name = entry.name.as_str();
+            if self.is_locked() {
+                match entry.kind {
+                    RecordKind::Pages | RecordKind::FileData => self.verify_data_file(name)?,
+                    kind => self.check_record_file(name, kind)?,
+                }
+                continue;
+            }
             match entry.kind {
                 RecordKind::Manifest => {
                     // validate_manifest rejects this kind in the file list.
@@ -413,12 +562,17 @@ pub struct DataReader {
     file: File,
     path: PathBuf,
     data_offset: u64,
+    /// Length of the plain data.
     len: u64,
+    /// Length of the data as stored, which the chunks and hashes cover.
+    stored_len: u64,
     /// Chaining value of each chunk, already checked against `root`; empty
     /// when the data is one chunk at most.
     values: Vec<ChainingValue>,
     /// BLAKE3 hash of the data, from the manifest.
     root: blake3::Hash,
+    /// Key of the file in an encrypted image that is read decrypted.
+    cipher: Option<FileCipher>,
 }
 
 impl DataReader {
@@ -439,7 +593,17 @@ impl DataReader {
 
     /// Number of chunks of the data.
     pub fn chunk_count(&self) -> u64 {
-        chunks::chunk_count(self.len)
+        chunks::chunk_count(self.stored_len)
+    }
+
+    /// Bytes of data in each chunk that [`DataReader::read_chunk`] returns,
+    /// the last one excepted.
+    pub fn chunk_size(&self) -> u64 {
+        if self.cipher.is_some() {
+            crypto::PLAIN_CHUNK_SIZE
+        } else {
+            chunks::CHUNK_SIZE
+        }
     }
 
     /// Reads chunk `index` into `buffer`, replacing its contents, and checks
@@ -452,7 +616,7 @@ impl DataReader {
                 format!("chunk {index} asked for, but the data has {chunks} chunks"),
             ));
         }
-        let (start, end) = chunks::chunk_range(index, self.len);
+        let (start, end) = chunks::chunk_range(index, self.stored_len);
         buffer.clear();
         buffer.resize((end - start) as usize, 0);
         read_exact_at(&self.file, buffer, self.data_offset + start, &self.path)?;
@@ -463,18 +627,27 @@ impl DataReader {
         } else {
             chunks::chunk_value(index, buffer) == self.values[index as usize]
         };
-        if good {
-            Ok(())
-        } else {
+        if !good {
             buffer.clear();
-            Err(ImageError::ChunkMismatch {
+            return Err(ImageError::ChunkMismatch {
                 path: self.path.clone(),
                 chunk: index,
                 chunks,
                 start,
                 end,
-            })
+            });
         }
+        if let Some(cipher) = &self.cipher {
+            if cipher.open(index, index + 1 == chunks, buffer).is_err() {
+                buffer.clear();
+                return Err(ImageError::DecryptFailed {
+                    path: self.path.clone(),
+                    chunk: index,
+                    chunks,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Reads all the data, which may be at most `limit` bytes, checking

@@ -103,6 +103,22 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     #[serde(default)]
     pub stats: DumpStats,
+    /// How the other files are encrypted; absent for an image in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+/// The encryption of an image's files (see [`crypto`](crate::crypto)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encryption {
+    /// Always "aes-256-gcm".
+    pub cipher: String,
+    /// 64 hex digits of random salt, which makes every file key unique to
+    /// this image.
+    pub salt: String,
+    /// ID of the image key: 16 hex digits derived from the key.
+    pub key_id: String,
 }
 
 impl Record for Manifest {

@@ -37,6 +37,10 @@ pub fn validate_manifest(manifest: &Manifest, path: &Path) -> Result<(), ImageEr
         ));
     }
 
+    if let Some(encryption) = &manifest.encryption {
+        validate_encryption(encryption, path)?;
+    }
+
     if manifest.processes.is_empty() {
         return Err(ImageError::invalid(path, "the manifest lists no processes"));
     }
@@ -99,7 +103,42 @@ pub fn validate_manifest(manifest: &Manifest, path: &Path) -> Result<(), ImageEr
                 ),
             ));
         }
-        check_listed_size(entry.kind, entry.size, &entry.name, path)?;
+        check_listed_size(
+            entry.kind,
+            entry.size,
+            &entry.name,
+            manifest.encryption.is_some(),
+            path,
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks the encryption entry of a manifest: a known cipher, a salt of
+/// 64 hex digits and a key ID of 16.
+fn validate_encryption(encryption: &crate::Encryption, path: &Path) -> Result<(), ImageError> {
+    if encryption.cipher != crate::crypto::CIPHER_NAME {
+        return Err(ImageError::invalid(
+            path,
+            format!(
+                "manifest field encryption.cipher is {:?}, but this stasis reads only {:?}",
+                encryption.cipher,
+                crate::crypto::CIPHER_NAME
+            ),
+        ));
+    }
+    if crate::crypto::parse_salt(&encryption.salt).is_none() {
+        return Err(ImageError::invalid(
+            path,
+            "manifest field encryption.salt is not 64 hex digits",
+        ));
+    }
+    let id = &encryption.key_id;
+    if id.len() != 16 || !id.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(ImageError::invalid(
+            path,
+            "manifest field encryption.key_id is not 16 hex digits",
+        ));
     }
     Ok(())
 }
@@ -109,16 +148,22 @@ fn check_listed_size(
     kind: RecordKind,
     size: u64,
     name: &str,
+    encrypted: bool,
     path: &Path,
 ) -> Result<(), ImageError> {
+    // The plain length of the data, which for a pages file is whole pages.
+    let plain = crate::chunks::data_len_for_file_size(size).and_then(|stored| {
+        if encrypted {
+            crate::crypto::plain_len(stored)
+        } else {
+            Some(stored)
+        }
+    });
     let problem = match kind {
-        RecordKind::Pages
-            if !crate::chunks::data_len_for_file_size(size)
-                .is_some_and(|len| len % PAGE_SIZE == 0) =>
-        {
+        RecordKind::Pages if !plain.is_some_and(|len| len % PAGE_SIZE == 0) => {
             Some("a pages file is 4096 bytes, plus a multiple of 4096, plus its chunk hashes")
         }
-        RecordKind::FileData if crate::chunks::data_len_for_file_size(size).is_none() => {
+        RecordKind::FileData if plain.is_none() => {
             Some("a file data file is 4096 bytes, plus its data, plus its chunk hashes")
         }
         RecordKind::Process | RecordKind::MemoryMap | RecordKind::FdTable if size < HEADER_SIZE => {

@@ -7,12 +7,14 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::chunks::ChunkHasher;
+use crate::crypto::{self, FileCipher, ImageKey, PLAIN_CHUNK_SIZE, SALT_SIZE};
 use crate::error::ImageError;
 use crate::format::{
-    check_file_name, encode_record_bytes, Header, FORMAT_VERSION, HEADER_SIZE, MANIFEST_NAME,
-    MANIFEST_TEMP_NAME, MAX_MANIFEST_SIZE, PAGE_DATA_OFFSET, PAGE_SIZE,
+    check_file_name, encode_payload, encode_record_bytes, record_file_bytes, Header,
+    FORMAT_VERSION, HEADER_SIZE, MANIFEST_NAME, MANIFEST_TEMP_NAME, MAX_MANIFEST_SIZE,
+    PAGE_DATA_OFFSET, PAGE_SIZE,
 };
-use crate::records::{FileEntry, Manifest, Record, RecordKind};
+use crate::records::{Encryption, FileEntry, Manifest, Record, RecordKind};
 use crate::validate::validate_manifest;
 
 /// Permissions of image files: they hold process memory, so only the owner
@@ -43,6 +45,8 @@ pub struct ImageWriter {
     entries: Vec<FileEntry>,
     /// Set once the directory is a committed image or was cleaned up.
     done: bool,
+    /// Key and salt of an encrypted image.
+    encryption: Option<(ImageKey, [u8; SALT_SIZE])>,
 }
 
 impl ImageWriter {
@@ -72,7 +76,28 @@ impl ImageWriter {
             unfinished: HashSet::new(),
             entries: Vec::new(),
             done: false,
+            encryption: None,
         })
+    }
+
+    /// Makes every file written from now on encrypted with `key` (see
+    /// [`crypto`](crate::crypto)). `salt` must be random and used for no
+    /// other image. Must be called before the first file is written.
+    pub fn encrypt_with(&mut self, key: ImageKey, salt: [u8; SALT_SIZE]) -> Result<(), ImageError> {
+        if !self.created.is_empty() {
+            return Err(ImageError::invalid(
+                &self.dir,
+                "encryption must be chosen before the first file is written",
+            ));
+        }
+        self.encryption = Some((key, salt));
+        Ok(())
+    }
+
+    fn cipher(&self, name: &str) -> Option<FileCipher> {
+        self.encryption
+            .as_ref()
+            .map(|(key, salt)| FileCipher::new(key, salt, name))
     }
 
     /// Returns the image directory.
@@ -90,7 +115,11 @@ impl ImageWriter {
                 "the manifest is written by ImageWriter::commit, not write_record",
             ));
         }
-        let bytes = encode_record_bytes(record, T::KIND, &path)?;
+        let mut payload = encode_payload(record, &path)?;
+        if let Some(cipher) = self.cipher(name) {
+            cipher.seal(0, true, &mut payload);
+        }
+        let bytes = record_file_bytes(T::KIND, &payload);
         let mut file = self.create_file(name)?;
         write_and_sync(&mut file, &bytes, &path)?;
         self.entries.push(FileEntry {
@@ -113,6 +142,7 @@ impl ImageWriter {
                 format!("data files have kind pages or file data, not {kind}"),
             ));
         }
+        let cipher = self.cipher(name);
         let file = self.create_file(name)?;
         self.unfinished.insert(name.to_string());
 
@@ -135,6 +165,10 @@ impl ImageWriter {
             kind,
             hasher: ChunkHasher::new(),
             len: 0,
+            cipher,
+            pending: Vec::new(),
+            chunks_sealed: 0,
+            plain_len: 0,
         })
     }
 
@@ -143,6 +177,8 @@ impl ImageWriter {
     /// header, fsyncs it and remembers its size and hash for the manifest.
     /// A pages file must hold a whole number of pages.
     pub fn finish_data(&mut self, writer: DataWriter) -> Result<(), ImageError> {
+        let mut writer = writer;
+        writer.seal_pending(true)?;
         let DataWriter {
             out,
             path,
@@ -150,6 +186,8 @@ impl ImageWriter {
             kind,
             hasher,
             len,
+            plain_len,
+            ..
         } = writer;
         if path != self.dir.join(&name) || !self.unfinished.contains(&name) {
             return Err(ImageError::invalid(
@@ -157,10 +195,12 @@ impl ImageWriter {
                 "this data file was not started by this image writer, or was already finished",
             ));
         }
-        if kind == RecordKind::Pages && len % PAGE_SIZE != 0 {
+        if kind == RecordKind::Pages && plain_len % PAGE_SIZE != 0 {
             return Err(ImageError::invalid(
                 path,
-                format!("pages file data is {len} bytes, which is not a multiple of {PAGE_SIZE}"),
+                format!(
+                    "pages file data is {plain_len} bytes, which is not a multiple of {PAGE_SIZE}"
+                ),
             ));
         }
 
@@ -225,6 +265,11 @@ impl ImageWriter {
 
         manifest.format_version = FORMAT_VERSION;
         manifest.files = self.entries.clone();
+        manifest.encryption = self.encryption.as_ref().map(|(key, salt)| Encryption {
+            cipher: crypto::CIPHER_NAME.to_string(),
+            salt: salt.iter().map(|byte| format!("{byte:02x}")).collect(),
+            key_id: key.key_id(),
+        });
         validate_manifest(&manifest, &final_path)?;
         let bytes = encode_record_bytes(&manifest, RecordKind::Manifest, &final_path)?;
         if bytes.len() as u64 > MAX_MANIFEST_SIZE {
@@ -309,7 +354,17 @@ pub struct DataWriter {
     /// BLAKE3 over the data written so far, which is what the manifest
     /// lists for a data file, with the hash of each chunk.
     hasher: ChunkHasher,
+    /// Bytes written to the file after the padding.
     len: u64,
+    /// Key of the file in an encrypted image.
+    cipher: Option<FileCipher>,
+    /// Plain data not yet sealed: a chunk is sealed once more data follows
+    /// it or the file is finished, because the last chunk is sealed
+    /// differently.
+    pending: Vec<u8>,
+    chunks_sealed: u64,
+    /// Bytes of plain data given to `write`.
+    plain_len: u64,
 }
 
 impl DataWriter {
@@ -317,18 +372,58 @@ impl DataWriter {
     /// the start of the data, that is, the file offset minus
     /// [`PAGE_DATA_OFFSET`].
     pub fn write(&mut self, data: &[u8]) -> Result<u64, ImageError> {
-        let offset = self.len;
+        let offset = self.plain_len;
+        self.plain_len += data.len() as u64;
+        if self.cipher.is_none() {
+            return self.store(data).map(|()| offset);
+        }
+        self.pending.extend_from_slice(data);
+        if self.pending.len() as u64 > PLAIN_CHUNK_SIZE {
+            self.seal_pending(false)?;
+        }
+        Ok(offset)
+    }
+
+    /// Seals and stores the pending chunks of an encrypted file: every
+    /// full chunk that more data follows, or all of them when `finish`.
+    fn seal_pending(&mut self, finish: bool) -> Result<(), ImageError> {
+        let Some(cipher) = self.cipher.take() else {
+            return Ok(());
+        };
+        let chunk = PLAIN_CHUNK_SIZE as usize;
+        let mut start = 0;
+        let mut result = Ok(());
+        while result.is_ok()
+            && (self.pending.len() - start > chunk || (finish && start < self.pending.len()))
+        {
+            let end = (start + chunk).min(self.pending.len());
+            let last = finish && end == self.pending.len();
+            let mut sealed = Vec::with_capacity(end - start + crypto::TAG_SIZE as usize);
+            sealed.extend_from_slice(&self.pending[start..end]);
+            cipher.seal(self.chunks_sealed, last, &mut sealed);
+            self.chunks_sealed += 1;
+            result = self.store(&sealed);
+            start = end;
+        }
+        self.pending.drain(..start);
+        self.cipher = Some(cipher);
+        result
+    }
+
+    /// Writes stored bytes to the file and hashes them.
+    fn store(&mut self, data: &[u8]) -> Result<(), ImageError> {
         self.out
             .write_all(data)
             .map_err(|error| ImageError::io(&self.path, error))?;
         self.hasher.update(data);
         self.len += data.len() as u64;
-        Ok(offset)
+        Ok(())
     }
 
-    /// Returns the number of data bytes written so far.
+    /// Returns the number of data bytes written so far (plain bytes in an
+    /// encrypted image).
     pub fn position(&self) -> u64 {
-        self.len
+        self.plain_len
     }
 
     /// Returns the path of the file being written.

@@ -28,6 +28,9 @@ pub enum InspectError {
         source: ImageError,
     },
 
+    #[error(transparent)]
+    Key(ImageError),
+
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,

@@ -21,7 +21,7 @@ pub mod view;
 
 pub use error::InspectError;
 pub use load::{
-    decode_ignoring_checksum, load, pretty_record_json, Checked, FileReport, LoadedImage, Problem,
-    ProcessRecords, RestoreCheck,
+    decode_ignoring_checksum, load, load_with_key, pretty_record_json, Checked, EncryptionState,
+    FileReport, LoadedImage, Problem, ProcessRecords, RestoreCheck,
 };
 pub use view::{Options, View};

@@ -20,6 +20,7 @@ use stasis_image::format::{
     SEAL_FILE_NAME,
 };
 use stasis_image::validate::{validate_manifest, validate_memory_map};
+use stasis_image::{crypto, ImageKey};
 use stasis_image::{
     decode_record_file, FdTable, FileEntry, Image, ImageError, Manifest, MemoryMap, Process,
     Record, RecordKind, PAGE_DATA_OFFSET, PAGE_SIZE,
@@ -50,6 +51,25 @@ pub struct LoadedImage {
     /// seal, because that needs a trusted public key (`stasis verify`).
     pub seal_file_present: bool,
     pub restore_check: RestoreCheck,
+    pub encryption: EncryptionState,
+    /// Key and salt of an unlocked encrypted image, to decrypt pages.
+    pub(crate) page_key: Option<(ImageKey, [u8; crypto::SALT_SIZE])>,
+}
+
+/// Whether the files of the image are encrypted, and whether the key was
+/// given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EncryptionState {
+    Clear,
+    /// Encrypted, and the key with this ID was given: records are shown.
+    Unlocked {
+        key_id: String,
+    },
+    /// Encrypted and no key was given: only the manifest and the hashes of
+    /// the files were checked, and no record was read.
+    Locked {
+        key_id: String,
+    },
 }
 
 /// The result of checking one listed file.
@@ -159,13 +179,21 @@ impl LoadedImage {
 /// when the directory or its manifest cannot be read; damage to other
 /// files is reported in the result.
 pub fn load(dir: &Path) -> Result<LoadedImage, InspectError> {
+    load_with_key(dir, None)
+}
+
+/// Loads the image in `dir` like [`load`], decrypting an encrypted image
+/// with `key`. Without a key, an encrypted image is loaded without its
+/// records. A key for an image in clear, or the wrong key, is an error.
+pub fn load_with_key(dir: &Path, key: Option<&ImageKey>) -> Result<LoadedImage, InspectError> {
     check_dir(dir)?;
     let (manifest, version, manifest_size) = read_manifest(dir)?;
+    let ciphers = Ciphers::new(dir, &manifest, key)?;
 
     let mut files = Vec::with_capacity(manifest.files.len());
     let mut decoded = Vec::new();
     for entry in &manifest.files {
-        let (report, record) = check_file(dir, entry, version);
+        let (report, record) = check_file(dir, entry, version, &ciphers);
         files.push(report);
         decoded.extend(record);
     }
@@ -181,15 +209,41 @@ pub fn load(dir: &Path) -> Result<LoadedImage, InspectError> {
         unlisted: list_unlisted(dir, &manifest, seal_file_present),
         seal_file_present,
         restore_check: RestoreCheck::Skipped,
+        encryption: ciphers.state.clone(),
+        page_key: ciphers
+            .salt
+            .zip(ciphers.key.cloned())
+            .map(|(salt, key)| (key, salt)),
         manifest,
         manifest_size,
         files,
     };
+    if ciphers.is_locked() {
+        // No record was read, so there is nothing to cross-check.
+        image.processes = image
+            .manifest
+            .processes
+            .iter()
+            .map(|&pid| ProcessRecords {
+                pid,
+                process: None,
+                memory: None,
+                fds: None,
+            })
+            .collect();
+        if !image.is_damaged() {
+            image.restore_check = match run_restore_checks(dir, None) {
+                Ok(()) => RestoreCheck::Passed,
+                Err(error) => RestoreCheck::Failed(error.to_string()),
+            };
+        }
+        return Ok(image);
+    }
     assign_records(&mut image, decoded);
     check_memory_maps(&mut image);
     check_content_files(&mut image);
     if !image.is_damaged() {
-        image.restore_check = match run_restore_checks(dir) {
+        image.restore_check = match run_restore_checks(dir, key) {
             Ok(()) => RestoreCheck::Passed,
             Err(error) => RestoreCheck::Failed(error.to_string()),
         };
@@ -393,8 +447,89 @@ fn with_payload_checksum(bytes: &[u8]) -> Vec<u8> {
     copy
 }
 
+/// The encryption of the image being loaded, with its salt and key.
+struct Ciphers<'a> {
+    state: EncryptionState,
+    salt: Option<[u8; crypto::SALT_SIZE]>,
+    key: Option<&'a ImageKey>,
+}
+
+impl<'a> Ciphers<'a> {
+    fn new(
+        dir: &Path,
+        manifest: &Manifest,
+        key: Option<&'a ImageKey>,
+    ) -> Result<Ciphers<'a>, InspectError> {
+        let Some(encryption) = &manifest.encryption else {
+            if key.is_some() {
+                return Err(InspectError::Key(ImageError::NotEncrypted {
+                    dir: dir.to_path_buf(),
+                }));
+            }
+            return Ok(Ciphers {
+                state: EncryptionState::Clear,
+                salt: None,
+                key: None,
+            });
+        };
+        let key_id = encryption.key_id.clone();
+        if let Some(key) = key {
+            if key.key_id() != key_id {
+                return Err(InspectError::Key(ImageError::WrongKey {
+                    dir: dir.to_path_buf(),
+                    expected: key_id,
+                    given: key.key_id(),
+                }));
+            }
+        }
+        Ok(Ciphers {
+            state: match key {
+                Some(_) => EncryptionState::Unlocked { key_id },
+                None => EncryptionState::Locked { key_id },
+            },
+            // validate_manifest checked the salt.
+            salt: crypto::parse_salt(&encryption.salt),
+            key,
+        })
+    }
+
+    fn is_encrypted(&self) -> bool {
+        self.state != EncryptionState::Clear
+    }
+
+    fn is_locked(&self) -> bool {
+        matches!(self.state, EncryptionState::Locked { .. })
+    }
+
+    /// Returns the record file `bytes` of file `name` with its payload
+    /// decrypted, as a record file in clear, or the bytes as they are in
+    /// an image in clear.
+    fn clear_record(&self, name: &str, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+        let (Some(salt), Some(key)) = (&self.salt, self.key) else {
+            return Ok(bytes);
+        };
+        let mut payload = bytes
+            .get(HEADER_SIZE as usize..)
+            .unwrap_or_default()
+            .to_vec();
+        crypto::FileCipher::new(key, salt, name)
+            .open(0, true, &mut payload)
+            .map_err(|_| "does not decrypt with the image key".to_string())?;
+        let mut clear = bytes[..HEADER_SIZE as usize].to_vec();
+        clear[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        clear[24..32].copy_from_slice(&payload_checksum(&payload).to_le_bytes());
+        clear.extend_from_slice(&payload);
+        Ok(clear)
+    }
+}
+
 /// Checks one listed file and decodes it if it is a record file.
-fn check_file(dir: &Path, entry: &FileEntry, version: u32) -> (FileReport, Option<Decoded>) {
+fn check_file(
+    dir: &Path,
+    entry: &FileEntry,
+    version: u32,
+    ciphers: &Ciphers,
+) -> (FileReport, Option<Decoded>) {
     let path = dir.join(&entry.name);
     let mut report = FileReport {
         name: entry.name.clone(),
@@ -404,16 +539,17 @@ fn check_file(dir: &Path, entry: &FileEntry, version: u32) -> (FileReport, Optio
         problem: None,
     };
     let decoded = match entry.kind {
-        RecordKind::Process => check_record::<Process>(&path, entry, version, &mut report)
+        RecordKind::Process => check_record::<Process>(&path, entry, version, ciphers, &mut report)
             .map(|checked| Decoded::Process(Box::new(checked))),
         RecordKind::MemoryMap => {
-            check_record::<MemoryMap>(&path, entry, version, &mut report).map(Decoded::Memory)
+            check_record::<MemoryMap>(&path, entry, version, ciphers, &mut report)
+                .map(Decoded::Memory)
         }
         RecordKind::FdTable => {
-            check_record::<FdTable>(&path, entry, version, &mut report).map(Decoded::Fds)
+            check_record::<FdTable>(&path, entry, version, ciphers, &mut report).map(Decoded::Fds)
         }
         RecordKind::Pages | RecordKind::FileData => {
-            report.problem = check_data_file(&path, entry, version).err();
+            report.problem = check_data_file(&path, entry, version, ciphers.is_encrypted()).err();
             None
         }
         // validate_manifest rejects this kind in the file list.
@@ -432,6 +568,7 @@ fn check_record<T: Record + DeserializeOwned>(
     path: &Path,
     entry: &FileEntry,
     version: u32,
+    ciphers: &Ciphers,
     report: &mut FileReport,
 ) -> Option<Checked<T>> {
     let bytes = match read_regular(path, MAX_RECORD_SIZE) {
@@ -449,6 +586,31 @@ fn check_record<T: Record + DeserializeOwned>(
     } else {
         None
     };
+    if ciphers.is_encrypted() {
+        // An encrypted record can be decoded only with the key, and only
+        // when it is intact.
+        if let Some(problem) = problem {
+            report.problem = Some(problem);
+            return None;
+        }
+        if ciphers.is_locked() {
+            return None;
+        }
+        let checked = ciphers
+            .clear_record(&entry.name, bytes)
+            .and_then(|clear| verify_record::<T>(&clear, path, version));
+        return match checked {
+            Ok(record) => Some(Checked {
+                record,
+                file: entry.name.clone(),
+                verified: true,
+            }),
+            Err(problem) => {
+                report.problem = Some(problem);
+                None
+            }
+        };
+    }
     let checked = match problem {
         None => verify_record::<T>(&bytes, path, version),
         Some(problem) => Err(problem),
@@ -504,7 +666,12 @@ fn version_problem(found: u32, manifest: u32) -> String {
 
 /// Checks a pages or file data file: size, header, padding and the hash of
 /// its data.
-fn check_data_file(path: &Path, entry: &FileEntry, version: u32) -> Result<(), String> {
+fn check_data_file(
+    path: &Path,
+    entry: &FileEntry,
+    version: u32,
+    encrypted: bool,
+) -> Result<(), String> {
     let size = regular_size(path).map_err(|problem| problem.to_string())?;
     if size != entry.size {
         return Err(size_problem(entry.size, size));
@@ -516,7 +683,7 @@ fn check_data_file(path: &Path, entry: &FileEntry, version: u32) -> Result<(), S
         .take(PAGE_DATA_OFFSET)
         .read_to_end(&mut start)
         .map_err(|error| format!("unreadable: {error}"))?;
-    let data_len = check_data_header(&start, path, entry, version, size)?;
+    let data_len = check_data_header(&start, path, entry, version, size, encrypted)?;
 
     let (hash, trailer) =
         hash_data(&mut file, data_len).map_err(|error| format!("unreadable: {error}"))?;
@@ -543,6 +710,7 @@ fn check_data_header(
     entry: &FileEntry,
     version: u32,
     size: u64,
+    encrypted: bool,
 ) -> Result<u64, String> {
     let header = parse_header(start, path).map_err(|error| error.to_string())?;
     if header.kind != entry.kind {
@@ -561,10 +729,19 @@ fn check_data_header(
             header.payload_len
         ));
     }
-    if entry.kind == RecordKind::Pages && header.payload_len % PAGE_SIZE != 0 {
+    let plain = if encrypted {
+        crypto::plain_len(header.payload_len).ok_or_else(|| {
+            format!(
+                "its {} bytes of encrypted data end in a chunk too short to hold a tag",
+                header.payload_len
+            )
+        })?
+    } else {
+        header.payload_len
+    };
+    if entry.kind == RecordKind::Pages && plain % PAGE_SIZE != 0 {
         return Err(format!(
-            "pages data is {} bytes, which is not a multiple of {PAGE_SIZE}",
-            header.payload_len
+            "pages data is {plain} bytes, which is not a multiple of {PAGE_SIZE}"
         ));
     }
     if start[HEADER_SIZE as usize..].iter().any(|&byte| byte != 0) {
@@ -722,7 +899,12 @@ fn check_memory_maps(image: &mut LoadedImage) {
                 map.pages_file, pages.kind
             )),
             Some(pages) => {
-                let data_len = data_len_for_file_size(pages.listed_size).unwrap_or(0);
+                let stored = data_len_for_file_size(pages.listed_size).unwrap_or(0);
+                let data_len = if image.manifest.encryption.is_some() {
+                    crypto::plain_len(stored).unwrap_or(0)
+                } else {
+                    stored
+                };
                 validate_memory_map(map, data_len, &dir.join(&file))
                     .err()
                     .map(|error| error.to_string())
@@ -773,9 +955,21 @@ fn check_content_files(image: &mut LoadedImage) {
 
 /// Runs the checks of [`Image`] that a restore relies on, except hashing
 /// the data files, which the loader has already done.
-fn run_restore_checks(dir: &Path) -> Result<(), ImageError> {
-    let image = Image::open(dir)?;
+fn run_restore_checks(dir: &Path, key: Option<&ImageKey>) -> Result<(), ImageError> {
+    let mut image = Image::open(dir)?;
+    if let Some(key) = key {
+        image.unlock(key.clone())?;
+    }
     for entry in &image.manifest().files {
+        if image.is_locked() {
+            match entry.kind {
+                RecordKind::Pages | RecordKind::FileData => {
+                    image.data_file(&entry.name, entry.kind)?;
+                }
+                kind => image.check_record_file(&entry.name, kind)?,
+            }
+            continue;
+        }
         match entry.kind {
             RecordKind::Process => {
                 image.read_record::<Process>(&entry.name)?;

@@ -7,10 +7,13 @@
 //! allocates more than the caller requests. A damaged map therefore
 //! yields missing pages, never a panic or a read outside the file.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
+use stasis_image::chunks::CHUNK_SIZE;
+use stasis_image::crypto::{self, FileCipher, PLAIN_CHUNK_SIZE};
 use stasis_image::{PageRun, RecordKind, PAGE_DATA_OFFSET, PAGE_SIZE};
 
 use crate::load::LoadedImage;
@@ -60,6 +63,23 @@ pub struct PageReader {
     /// True when the memory map and the pages file both passed every
     /// check.
     pub verified: bool,
+    /// Decryption of the pages file of an encrypted image.
+    decrypt: Option<Decrypt>,
+}
+
+/// The key of an encrypted pages file and the last chunk it decrypted.
+struct Decrypt {
+    cipher: FileCipher,
+    /// Length of the stored (encrypted) data.
+    stored_len: u64,
+    /// Index and plain bytes of the chunk decrypted last.
+    cached: RefCell<Option<(u64, Vec<u8>)>>,
+}
+
+impl std::fmt::Debug for Decrypt {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Decrypt")
+    }
 }
 
 impl PageReader {
@@ -78,11 +98,23 @@ impl PageReader {
         let pages_ok = listed.is_some_and(|report| report.problem.is_none());
         let path = listed.map(|_| image.dir.join(name));
         let file = path.as_ref().and_then(|path| open_pages(path));
-        let data_len = file
+        let stored_len = file
             .as_ref()
             .and_then(|file| file.metadata().ok())
             .and_then(|metadata| stasis_image::chunks::data_len_for_file_size(metadata.len()))
             .unwrap_or(0);
+        let (data_len, decrypt) = match &image.page_key {
+            None if image.manifest.encryption.is_some() => (0, None),
+            None => (stored_len, None),
+            Some((key, salt)) => (
+                crypto::plain_len(stored_len).unwrap_or(0),
+                Some(Decrypt {
+                    cipher: FileCipher::new(key, salt, name),
+                    stored_len,
+                    cached: RefCell::new(None),
+                }),
+            ),
+        };
 
         Some(PageReader {
             runs,
@@ -90,6 +122,7 @@ impl PageReader {
             data_len,
             path,
             verified: memory.verified && pages_ok,
+            decrypt,
         })
     }
 
@@ -181,9 +214,52 @@ impl PageReader {
         if offset.checked_add(len)? > self.data_len {
             return None;
         }
+        if let Some(decrypt) = &self.decrypt {
+            return self.read_decrypted(file, decrypt, offset, len);
+        }
         let mut bytes = vec![0u8; usize::try_from(len).ok()?];
         file.read_exact_at(&mut bytes, PAGE_DATA_OFFSET.checked_add(offset)?)
             .ok()?;
+        Some(bytes)
+    }
+
+    /// Reads `len` plain bytes at plain `offset` of an encrypted pages
+    /// file, decrypting each chunk they lie in.
+    fn read_decrypted(
+        &self,
+        file: &File,
+        decrypt: &Decrypt,
+        offset: u64,
+        len: u64,
+    ) -> Option<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(usize::try_from(len).ok()?);
+        let chunks = decrypt.stored_len.div_ceil(CHUNK_SIZE);
+        let mut at = offset;
+        while at < offset + len {
+            let index = at / PLAIN_CHUNK_SIZE;
+            let mut cached = decrypt.cached.borrow_mut();
+            if cached.as_ref().map(|(cached, _)| *cached) != Some(index) {
+                let start = index * CHUNK_SIZE;
+                let end = (start + CHUNK_SIZE).min(decrypt.stored_len);
+                let mut chunk = vec![0u8; usize::try_from(end.checked_sub(start)?).ok()?];
+                file.read_exact_at(&mut chunk, PAGE_DATA_OFFSET + start)
+                    .ok()?;
+                decrypt
+                    .cipher
+                    .open(index, index + 1 == chunks, &mut chunk)
+                    .ok()?;
+                *cached = Some((index, chunk));
+            }
+            let (_, plain) = cached.as_ref()?;
+            let from = usize::try_from(at - index * PLAIN_CHUNK_SIZE).ok()?;
+            let take =
+                (plain.len().checked_sub(from)?).min(usize::try_from(offset + len - at).ok()?);
+            if take == 0 {
+                return None;
+            }
+            bytes.extend_from_slice(&plain[from..from + take]);
+            at += take as u64;
+        }
         Some(bytes)
     }
 }

@@ -13,6 +13,10 @@
 //! 3b6a…(64 hex digits: the Ed25519 public key, RFC 8032 encoding)
 //! ```
 //!
+//! An image encryption key file (`stasis key generate --encryption`) has
+//! the same form, with the header `stasis-aes256-image-key-v1` and the
+//! 32 bytes of an AES-256 key, and the same mode rule as a private key.
+//!
 //! Writers use lowercase hex digits; readers also accept uppercase ones and
 //! a missing final newline. A private key file must not be accessible to
 //! group or other users (mode 0600 or stricter), or loading it fails.
@@ -36,6 +40,8 @@ use crate::files::{
 pub const PRIVATE_KEY_HEADER: &str = "stasis-ed25519-private-v1";
 /// First line of a public key file.
 pub const PUBLIC_KEY_HEADER: &str = "stasis-ed25519-public-v1";
+/// First line of an image encryption key file.
+pub const ENCRYPTION_KEY_HEADER: &str = "stasis-aes256-image-key-v1";
 /// Suffix that `stasis key generate` appends to the private key path to
 /// name the public key file.
 pub const PUBLIC_KEY_SUFFIX: &str = ".pub";
@@ -230,6 +236,44 @@ pub fn generate_key_pair(private_path: &Path) -> Result<GeneratedKey, SealError>
     })
 }
 
+/// A new image encryption key, as [`generate_encryption_key`] wrote it.
+#[derive(Debug)]
+pub struct GeneratedEncryptionKey {
+    pub path: PathBuf,
+    /// ID of the key, which the manifests of the images it encrypts record.
+    pub key_id: String,
+}
+
+/// Generates a random 256-bit image encryption key and writes it to `path`
+/// with mode 0600. The file must not exist.
+pub fn generate_encryption_key(path: &Path) -> Result<GeneratedEncryptionKey, SealError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(key.as_mut()).map_err(|error| SealError::Random(error.to_string()))?;
+    let text = encode_key_file(ENCRYPTION_KEY_HEADER, &key);
+    write_new_file(path, text.as_bytes(), PRIVATE_KEY_MODE)?;
+    sync_dir(parent_dir(path))?;
+    Ok(GeneratedEncryptionKey {
+        path: path.to_path_buf(),
+        key_id: stasis_image::ImageKey::from_bytes(*key).key_id(),
+    })
+}
+
+/// Loads the image encryption key file `path`. Like a private key, the
+/// file must not give group or other users any access.
+pub fn load_encryption_key(path: &Path) -> Result<stasis_image::ImageKey, SealError> {
+    let (file, metadata) = open_regular(path, Symlinks::Follow)?;
+    let bytes = Zeroizing::new(read_opened(file, &metadata, path, MAX_KEY_FILE_SIZE)?);
+    let key = decode_key_file(&bytes, ENCRYPTION_KEY_HEADER, path)?;
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & GROUP_OTHER_BITS != 0 {
+        return Err(SealError::KeyPermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(stasis_image::ImageKey::from_bytes(*key))
+}
+
 /// Encodes a key file: the header line, then `key` as hex digits.
 fn encode_key_file(header: &str, key: &[u8; 32]) -> Zeroizing<String> {
     let digits = Zeroizing::new(hex::encode(key));
@@ -251,6 +295,21 @@ fn decode_key_file(
     if first != header {
         let path = path.to_path_buf();
         return Err(match first {
+            PRIVATE_KEY_HEADER if header == ENCRYPTION_KEY_HEADER => SealError::invalid_key(
+                path,
+                "it is a signing key, but this needs an image encryption key \
+                 (`stasis key generate --encryption`)",
+            ),
+            PUBLIC_KEY_HEADER if header == ENCRYPTION_KEY_HEADER => SealError::invalid_key(
+                path,
+                "it is a public signing key, but this needs an image encryption key \
+                 (`stasis key generate --encryption`)",
+            ),
+            ENCRYPTION_KEY_HEADER => SealError::invalid_key(
+                path,
+                "it is an image encryption key, but this needs a signing key \
+                 (`stasis key generate`)",
+            ),
             PRIVATE_KEY_HEADER => SealError::PrivateKeyGiven { path },
             PUBLIC_KEY_HEADER => SealError::PublicKeyGiven { path },
             _ => SealError::invalid_key(path, format!("the first line must be {header:?}")),
@@ -283,6 +342,49 @@ fn decode_key_file(
 mod tests {
     use super::*;
     use crate::test_support::TempDir;
+
+    #[test]
+    fn encryption_key_round_trips_with_mode_0600() {
+        let temp = TempDir::new();
+        let path = temp.path().join("image.key");
+        let generated = generate_encryption_key(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let loaded = load_encryption_key(&path).unwrap();
+        assert_eq!(loaded.key_id(), generated.key_id);
+        let error = generate_encryption_key(&path).unwrap_err();
+        assert!(matches!(error, SealError::AlreadyExists { .. }), "{error}");
+    }
+
+    #[test]
+    fn encryption_key_readable_by_others_is_rejected() {
+        let temp = TempDir::new();
+        let path = temp.path().join("image.key");
+        generate_encryption_key(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let error = load_encryption_key(&path).unwrap_err();
+        assert!(matches!(error, SealError::KeyPermissions { .. }), "{error}");
+    }
+
+    #[test]
+    fn signing_and_encryption_keys_are_not_mixed_up() {
+        let temp = TempDir::new();
+        let signing = temp.path().join("signing.key");
+        generate_key_pair(&signing).unwrap();
+        let error = load_encryption_key(&signing).unwrap_err();
+        assert!(error.to_string().contains("is a signing key"), "{error}");
+        let public = public_key_path(&signing);
+        let error = load_encryption_key(&public).unwrap_err();
+        assert!(error.to_string().contains("public signing key"), "{error}");
+
+        let image_key = temp.path().join("image.key");
+        generate_encryption_key(&image_key).unwrap();
+        let error = PrivateKey::load(&image_key).unwrap_err();
+        assert!(
+            error.to_string().contains("image encryption key"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn generate_writes_private_0600_and_public_0644() {

@@ -35,7 +35,10 @@ pub mod verify;
 
 pub use error::SealError;
 pub use format::{Seal, SealInfo, SEAL_FILE_NAME};
-pub use key::{generate_key_pair, GeneratedKey, PrivateKey, PublicKey};
+pub use key::{
+    generate_encryption_key, generate_key_pair, load_encryption_key, GeneratedEncryptionKey,
+    GeneratedKey, PrivateKey, PublicKey,
+};
 pub use policy::{load_policy, Policy};
 pub use report::{verify_image, VerifyReport};
 pub use sign::{seal_image, SealOptions, SealOutcome};

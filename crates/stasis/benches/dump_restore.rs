@@ -96,6 +96,7 @@ fn timed_restore(dir: &Path) -> f64 {
         skip_file_checks: true,
         manifest_hash: None,
         pid_namespace: PidNamespaceMode::Never,
+        key: None,
     })
     .expect("restore");
     let seconds = started.elapsed().as_secs_f64();
@@ -170,6 +171,7 @@ fn dump_and_restore(mib: usize, run: usize) -> Timings {
         dir: shm.clone(),
         leave_running: false,
         shell_job: false,
+        encryption_key: None,
     };
     let started = Instant::now();
     let dumped = dump(&options, &mut |_| {});

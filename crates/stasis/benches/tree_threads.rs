@@ -120,6 +120,7 @@ fn measure(command: &mut Command, expected: usize, run: usize) -> (f64, f64) {
         dir: dir.clone(),
         leave_running: false,
         shell_job: false,
+        encryption_key: None,
     };
     let started = Instant::now();
     let dumped = dump(&options, &mut |_| {});
@@ -135,6 +136,7 @@ fn measure(command: &mut Command, expected: usize, run: usize) -> (f64, f64) {
         skip_file_checks: true,
         manifest_hash: None,
         pid_namespace: PidNamespaceMode::Never,
+        key: None,
     })
     .expect("restore");
     let restore_ms = started.elapsed().as_secs_f64() * 1e3;

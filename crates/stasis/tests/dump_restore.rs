@@ -214,6 +214,21 @@ fn restore_stops_at_a_changed_chunk_and_leaves_nothing() {
     let memtest = Memtest::start(&env, "memtest", 16);
     let image = env.path("image");
     env.dump_and_reap(memtest.pid, &image);
+    // The state directory, an argument of memtest, is in the saved stack
+    // of a clear image (an encrypted one must not show it).
+    let marker = memtest
+        .dir
+        .to_str()
+        .expect("UTF-8 path")
+        .as_bytes()
+        .to_vec();
+    let pages = fs::read(image.join(format!("pages-{}", memtest.pid))).expect("read pages");
+    assert!(
+        pages
+            .windows(marker.len())
+            .any(|window| window == marker.as_slice()),
+        "the clear pages file lacks memtest's argument"
+    );
 
     // Chunks 0 to 8 of the pages file are intact and are copied into the
     // new process before the restore reads chunk 9.
@@ -247,6 +262,141 @@ fn restore_stops_at_a_changed_chunk_and_leaves_nothing() {
     env.restore_detached(&image, memtest.pid, &[]);
     let at_restore = memtest.status().expect("status line before the dump");
     memtest.wait_for_iteration(&env, at_restore.iteration + 2);
+    memtest.finish_and_check(&env);
+}
+
+/// Asserts that `run` failed and that its stderr contains each of `parts`.
+fn assert_failed_with(run: &StasisRun, parts: &[&str]) {
+    assert!(!run.success(), "`{}` succeeded:\n{run}", run.command);
+    for part in parts {
+        assert!(
+            run.stderr.contains(part),
+            "`{}` stderr lacks {part:?}:\n{run}",
+            run.command
+        );
+    }
+}
+
+#[test]
+fn encrypted_image_restores_only_with_its_key() {
+    let Some(env) = TestEnv::new("encrypted_image_restores_only_with_its_key") else {
+        return;
+    };
+    if !cpu_has_avx2() {
+        eprintln!("skipping encrypted_image_restores_only_with_its_key: memtest needs AVX2");
+        return;
+    }
+    let key = env.path("image.key");
+    let other_key = env.path("other.key");
+    let signing_key = env.path("signing.key");
+    for (path, kind) in [
+        (&key, "--encryption"),
+        (&other_key, "--encryption"),
+        (&signing_key, ""),
+    ] {
+        let mut args = vec!["key", "generate", "--out", path_text(path), "--json"];
+        if !kind.is_empty() {
+            args.push(kind);
+        }
+        let run = env.stasis(&args);
+        assert!(run.success(), "key generation failed:\n{run}");
+    }
+    let generated = env.stasis(&[
+        "key",
+        "generate",
+        "--encryption",
+        "--json",
+        "--out",
+        path_text(&env.path("third.key")),
+    ]);
+    assert_eq!(
+        generated.json()["key_id"].as_str().map(str::len),
+        Some(16),
+        "{generated}"
+    );
+
+    let memtest = Memtest::start(&env, "memtest", 16);
+    let image = env.path("image");
+    env.dump_and_reap_with(memtest.pid, &image, &["--encrypt", path_text(&key)]);
+
+    // The state directory is an argument of memtest, so a clear image has
+    // it in the saved stack; an encrypted image must not show it anywhere.
+    let marker = memtest
+        .dir
+        .to_str()
+        .expect("UTF-8 path")
+        .as_bytes()
+        .to_vec();
+    for relative in list_files(&image) {
+        let bytes = fs::read(image.join(&relative)).expect("read image file");
+        assert!(
+            !bytes
+                .windows(marker.len())
+                .any(|window| window == marker.as_slice()),
+            "{} holds memtest's argument in clear",
+            relative.display()
+        );
+    }
+
+    let image_text = path_text(&image);
+    let run = env.stasis(&["restore", "-D", image_text, "-d", "--no-pid-ns"]);
+    assert_failed_with(&run, &["is encrypted with key", "--key"]);
+    let run = env.stasis(&[
+        "restore",
+        "-D",
+        image_text,
+        "-d",
+        "--no-pid-ns",
+        "--key",
+        path_text(&other_key),
+    ]);
+    assert_failed_with(&run, &["but the key given has ID"]);
+    let run = env.stasis(&[
+        "restore",
+        "-D",
+        image_text,
+        "-d",
+        "--no-pid-ns",
+        "--key",
+        path_text(&signing_key),
+    ]);
+    assert_failed_with(&run, &["signing key", "--encryption"]);
+    assert!(
+        wait_pid_free(memtest.pid, WAIT_TIMEOUT),
+        "a rejected restore left process {}",
+        memtest.pid
+    );
+
+    let run = env.stasis(&["inspect", image_text]);
+    assert!(run.success(), "inspect without the key failed:\n{run}");
+    assert!(run.stdout.contains("records encrypted"), "{run}");
+    assert!(!run.stdout.contains("memtest"), "{run}");
+    let run = env.stasis(&["inspect", image_text, "--tree"]);
+    assert_failed_with(&run, &["pass --key KEYFILE"]);
+    let run = env.stasis(&["inspect", image_text, "--key", path_text(&key)]);
+    assert!(run.success(), "inspect with the key failed:\n{run}");
+    assert!(run.stdout.contains("decrypted with the key given"), "{run}");
+    assert!(run.stdout.contains("memtest"), "{run}");
+
+    // Sealed and encrypted: verify needs no key, restore needs both.
+    let run = env.stasis(&["seal", image_text, "--key", path_text(&signing_key)]);
+    assert!(run.success(), "seal failed:\n{run}");
+    let public = format!("{}.pub", path_text(&signing_key));
+    let run = env.stasis(&["verify", image_text, "--pubkey", &public]);
+    assert!(run.success(), "verify failed:\n{run}");
+    let at_dump = memtest.status().expect("status line before the dump");
+    env.restore_detached(
+        &image,
+        memtest.pid,
+        &[
+            "--require-seal",
+            "--pubkey",
+            &public,
+            "--key",
+            path_text(&key),
+        ],
+    );
+    memtest.wait_for_iteration(&env, at_dump.iteration + 2);
     memtest.finish_and_check(&env);
 }
 

@@ -49,6 +49,8 @@ pub struct DumpOptions {
     pub leave_running: bool,
     /// Save terminal fds, to be reattached to the restoring terminal.
     pub shell_job: bool,
+    /// Encrypt every file but the manifest with this key.
+    pub encryption_key: Option<stasis_image::ImageKey>,
 }
 
 /// Summary of a finished dump, printed by `stasis dump --json`.
@@ -81,6 +83,14 @@ pub fn dump(
     check_supported(pid)?;
 
     let mut image = ImageWriter::create(&options.dir)?;
+    if let Some(key) = &options.encryption_key {
+        let mut salt = [0u8; stasis_image::crypto::SALT_SIZE];
+        if let Err(error) = getrandom::getrandom(&mut salt) {
+            image.abort();
+            return Err(DumpError::Random(error.to_string()));
+        }
+        image.encrypt_with(key.clone(), salt)?;
+    }
     let mut members = match tree::freeze(pid, check_supported) {
         Ok(members) => members,
         Err(err) => {
@@ -272,6 +282,7 @@ fn write_image(
         processes: members.iter().map(Member::pid).collect(),
         files: Vec::new(),
         stats,
+        encryption: None,
     };
     Ok((manifest, summary))
 }

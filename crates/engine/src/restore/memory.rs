@@ -12,7 +12,6 @@
 
 use std::sync::mpsc;
 
-use stasis_image::chunks::CHUNK_SIZE;
 use stasis_image::{DataReader, MemoryMap, Vma, VmaKind};
 use stasis_linux::proc::{self, MapBacking, Mapping};
 use stasis_linux::remote::RemoteProcess;
@@ -260,10 +259,10 @@ struct Piece {
     len: usize,
 }
 
-/// Splits the page runs of `map` into the chunks of the pages file they
-/// come from, in file order. A chunk that two runs share shows up once
-/// with both pieces.
-fn pieces_by_chunk(map: &MemoryMap) -> Vec<(u64, Vec<Piece>)> {
+/// Splits the page runs of `map` into the chunks of `chunk_size` bytes of
+/// the pages file that they come from, in file order. A chunk that two
+/// runs share shows up once with both pieces.
+fn pieces_by_chunk(map: &MemoryMap, chunk_size: u64) -> Vec<(u64, Vec<Piece>)> {
     let mut runs: Vec<_> = map.pages.iter().collect();
     runs.sort_by_key(|run| run.offset);
     let mut chunks: Vec<(u64, Vec<Piece>)> = Vec::new();
@@ -271,11 +270,11 @@ fn pieces_by_chunk(map: &MemoryMap) -> Vec<(u64, Vec<Piece>)> {
         let end = run.offset + run.pages * PAGE_SIZE;
         let mut offset = run.offset;
         while offset < end {
-            let chunk = offset / CHUNK_SIZE;
-            let stop = end.min((chunk + 1) * CHUNK_SIZE);
+            let chunk = offset / chunk_size;
+            let stop = end.min((chunk + 1) * chunk_size);
             let piece = Piece {
                 address: run.address + (offset - run.offset),
-                from: (offset - chunk * CHUNK_SIZE) as usize,
+                from: (offset - chunk * chunk_size) as usize,
                 len: (stop - offset) as usize,
             };
             match chunks.last_mut() {
@@ -293,14 +292,16 @@ fn pieces_by_chunk(map: &MemoryMap) -> Vec<(u64, Vec<Piece>)> {
 /// file while this thread copies the one before it. A chunk that fails its
 /// check stops the restore before any of it reaches the process.
 fn fill_pages(pid: i32, map: &MemoryMap, pages: &DataReader) -> Result<(), RestoreError> {
-    let chunks = pieces_by_chunk(map);
+    let chunks = pieces_by_chunk(map, pages.chunk_size());
     if chunks.is_empty() {
         return Ok(());
     }
     let (full_tx, full_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(CHUNKS_AHEAD);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
     for _ in 0..=CHUNKS_AHEAD {
-        let _ = empty_tx.send(Vec::with_capacity(CHUNK_SIZE as usize));
+        let _ = empty_tx.send(Vec::with_capacity(
+            stasis_image::chunks::CHUNK_SIZE as usize,
+        ));
     }
     std::thread::scope(|scope| {
         let chunk_list = &chunks;

@@ -60,6 +60,8 @@ pub struct RestoreOptions {
     pub manifest_hash: Option<[u8; 32]>,
     /// Whether the tree goes into a new PID namespace.
     pub pid_namespace: PidNamespaceMode,
+    /// Key of an encrypted image.
+    pub key: Option<stasis_image::ImageKey>,
 }
 
 /// PID namespace choice of a restore.
@@ -172,12 +174,15 @@ fn read_processes(image: &Image) -> Result<Vec<ProcessImage>, RestoreError> {
 /// this returns, and the root is a child of the calling process.
 pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError> {
     let started = Instant::now();
-    let image = match &options.manifest_hash {
+    let mut image = match &options.manifest_hash {
         Some(hash) => {
             Image::open_expecting_manifest_hash(&options.dir, &blake3::Hash::from_bytes(*hash))?
         }
         None => Image::open(&options.dir)?,
     };
+    if let Some(key) = &options.key {
+        image.unlock(key.clone())?;
+    }
     let root = image.manifest().root_pid;
     let processes = read_processes(&image)?;
     check_machine(&image)?;

@@ -221,6 +221,7 @@ pub fn sample_manifest() -> Manifest {
         processes: vec![PID],
         files: Vec::new(),
         stats: DumpStats::default(),
+        encryption: None,
     }
 }
 

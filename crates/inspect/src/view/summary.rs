@@ -8,7 +8,7 @@ use super::{
     describe_problem, key_values, process_heading, process_verified, selected, zombie_status,
     ProblemJson,
 };
-use crate::load::{LoadedImage, ProcessRecords, RestoreCheck};
+use crate::load::{EncryptionState, LoadedImage, ProcessRecords, RestoreCheck};
 use crate::memory::MemoryCounts;
 use crate::names::{wait_status, WaitStatus};
 use crate::pages::PageReader;
@@ -36,6 +36,21 @@ pub struct Summary {
     pub memory: MemoryTotals,
     pub fds: FdCounts,
     pub image_size: ImageSize,
+    /// Encryption of the image; absent for an image in clear.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSummary>,
+}
+
+/// Summary text for an encrypted image inspected without its key.
+pub const LOCKED: &str = "without the key only the manifest is shown: PIDs, host, file names, \
+     sizes and hashes, dump statistics; pass --key KEYFILE to see the processes";
+
+#[derive(Debug, Serialize)]
+pub struct EncryptionSummary {
+    pub cipher: String,
+    pub key_id: String,
+    /// True when the key was given and the records were decrypted.
+    pub decrypted: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -216,6 +231,14 @@ pub fn build(image: &LoadedImage, pid: Option<i32>) -> Summary {
         },
         fds,
         image_size: image_size(image),
+        encryption: manifest
+            .encryption
+            .as_ref()
+            .map(|encryption| EncryptionSummary {
+                cipher: encryption.cipher.clone(),
+                key_id: encryption.key_id.clone(),
+                decrypted: matches!(image.encryption, EncryptionState::Unlocked { .. }),
+            }),
     }
 }
 
@@ -345,6 +368,25 @@ fn image_size(image: &LoadedImage) -> ImageSize {
 
 pub fn render(summary: &Summary, image: &LoadedImage, style: &Style) -> String {
     let mut out = render_header(summary, image, style);
+    if matches!(image.encryption, EncryptionState::Locked { .. }) {
+        let pids: Vec<String> = summary
+            .processes
+            .iter()
+            .map(|process| process.pid.to_string())
+            .collect();
+        out.push('\n');
+        out.push_str(&key_values(
+            &[(
+                "Processes",
+                format!("{} (records encrypted)", pids.join(", ")),
+            )],
+            0,
+            style,
+        ));
+        out.push('\n');
+        out.push_str(&render_image_size(&summary.image_size, style));
+        return out;
+    }
     for process in &summary.processes {
         out.push('\n');
         out.push_str(&render_process(process, image, style));
@@ -427,6 +469,21 @@ fn render_header(summary: &Summary, image: &LoadedImage, style: &Style) -> Strin
     ];
     if summary.integrity.seal_file_present {
         lines.push(("Seal", SEAL_PRESENT.to_string()));
+    }
+    if let Some(encryption) = &summary.encryption {
+        let state = if encryption.decrypted {
+            "decrypted with the key given".to_string()
+        } else {
+            LOCKED.to_string()
+        };
+        lines.push((
+            "Encrypted",
+            format!(
+                "{}, key ID {}; {state}",
+                clean(&encryption.cipher),
+                clean(&encryption.key_id)
+            ),
+        ));
     }
     let mut out = key_values(&lines, 0, style);
     for failure in &summary.integrity.failures {

@@ -433,6 +433,7 @@ pub fn manifest() -> Manifest {
             pages_skipped_file: 3,
             pages_skipped_zero: 40,
         },
+        encryption: None,
     }
 }
 

@@ -86,6 +86,7 @@ fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
         dir: image.clone(),
         leave_running: false,
         shell_job: false,
+        encryption_key: None,
     };
     let summary = match dump(&options, &mut |_| {}) {
         Ok(summary) => summary,
@@ -110,6 +111,7 @@ fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
         skip_file_checks: false,
         manifest_hash: None,
         pid_namespace: PidNamespaceMode::Never,
+        key: None,
     })
     .context("restore failed")?;
     println!(

@@ -9,6 +9,7 @@ use stasis_engine::dump::{dump, DumpOptions};
 use stasis_seal::seal_image;
 
 use crate::cmd;
+use crate::cmd::key::load_encryption_key;
 use crate::cmd::seal::SealSummary;
 use crate::output::{self, human_bytes};
 
@@ -38,6 +39,12 @@ pub struct Args {
     #[arg(long, value_name = "KEYFILE")]
     seal: Option<PathBuf>,
 
+    /// Encrypt every file of the image except the manifest with this image
+    /// key file (`stasis key generate --encryption`). Restore and inspect
+    /// then need the same key.
+    #[arg(long, value_name = "KEYFILE")]
+    encrypt: Option<PathBuf>,
+
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
@@ -51,12 +58,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(cmd::seal::load_private_key)
         .transpose()?;
+    let encryption_key = args
+        .encrypt
+        .as_deref()
+        .map(load_encryption_key)
+        .transpose()?;
 
     let options = DumpOptions {
         pid: args.pid,
         dir: args.dir.clone(),
         leave_running: args.leave_running,
         shell_job: args.shell_job,
+        encryption_key,
     };
     let show_progress = output::interactive() && !args.json;
     let mut written = 0u64;

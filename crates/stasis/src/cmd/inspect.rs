@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use stasis_inspect::text::Style;
-use stasis_inspect::{dot, html, view, LoadedImage, Options, View};
+use stasis_inspect::{dot, html, view, EncryptionState, LoadedImage, Options, View};
 
 /// Exit status when the image is damaged; the output was still printed.
 const EXIT_DAMAGED: u8 = 2;
@@ -38,6 +38,11 @@ pub struct Args {
     /// Write the process tree in Graphviz DOT format to FILE.
     #[arg(long, value_name = "FILE")]
     dot: Option<PathBuf>,
+
+    /// Image key file of an encrypted image. Without it, only the summary
+    /// of what the manifest shows is available.
+    #[arg(long, value_name = "KEYFILE")]
+    key: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -97,8 +102,22 @@ impl ViewFlags {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let image = stasis_inspect::load(&args.dir)
+    let key = args
+        .key
+        .as_deref()
+        .map(crate::cmd::key::load_encryption_key)
+        .transpose()?;
+    let image = stasis_inspect::load_with_key(&args.dir, key.as_ref())
         .with_context(|| format!("cannot inspect {}", args.dir.display()))?;
+    if let EncryptionState::Locked { key_id } = &image.encryption {
+        if args.view.selected().is_some() || args.html.is_some() || args.dot.is_some() {
+            bail!(
+                "{} is encrypted with key {key_id}, and without the key only the summary can \
+                 be shown; pass --key KEYFILE",
+                args.dir.display()
+            );
+        }
+    }
     check_pid(&image, args.pid)?;
 
     if let Some(path) = &args.html {

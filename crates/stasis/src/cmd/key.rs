@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
-use stasis_seal::generate_key_pair;
+use stasis_seal::{generate_encryption_key, generate_key_pair};
 
 use crate::output;
 
@@ -19,7 +19,8 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum KeyCommand {
     /// Generate an Ed25519 key pair: KEYFILE, the private key (mode 0600),
-    /// and KEYFILE.pub, the public key. Neither file may exist.
+    /// and KEYFILE.pub, the public key. Neither file may exist. With
+    /// --encryption, generate an image encryption key instead.
     Generate(GenerateArgs),
 }
 
@@ -29,6 +30,11 @@ struct GenerateArgs {
     /// path plus ".pub".
     #[arg(long, value_name = "KEYFILE")]
     out: PathBuf,
+
+    /// Generate a random AES-256 image encryption key for `stasis dump
+    /// --encrypt` in KEYFILE (mode 0600), instead of a signing key pair.
+    #[arg(long)]
+    encryption: bool,
 
     /// Print a JSON summary on stdout.
     #[arg(long)]
@@ -49,7 +55,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Loads an image encryption key file, naming the file in errors.
+pub fn load_encryption_key(path: &std::path::Path) -> anyhow::Result<stasis_image::ImageKey> {
+    stasis_seal::load_encryption_key(path)
+        .with_context(|| format!("loading the image key {} failed", path.display()))
+}
+
+/// The JSON summary of `stasis key generate --encryption`.
+#[derive(Serialize)]
+struct EncryptionKeySummary {
+    encryption_key: PathBuf,
+    key_id: String,
+}
+
 fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    if args.encryption {
+        let generated = generate_encryption_key(&args.out)
+            .with_context(|| format!("generating an image key at {} failed", args.out.display()))?;
+        let summary = EncryptionKeySummary {
+            encryption_key: generated.path,
+            key_id: generated.key_id,
+        };
+        if args.json {
+            output::print_json(&summary)?;
+        } else {
+            println!(
+                "wrote image encryption key {} (mode 0600); key ID {}",
+                summary.encryption_key.display(),
+                summary.key_id
+            );
+            println!(
+                "keep it secret and keep a copy: an image encrypted with it cannot be restored \
+                 or inspected without it"
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let generated = generate_key_pair(&args.out)
         .with_context(|| format!("generating a key pair at {} failed", args.out.display()))?;
     let summary = GenerateSummary {

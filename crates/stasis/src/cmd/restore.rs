@@ -56,6 +56,10 @@ pub struct Args {
     #[arg(long)]
     no_pid_ns: bool,
 
+    /// Image key file of an encrypted image (`stasis dump --encrypt`).
+    #[arg(long, value_name = "KEYFILE")]
+    key: Option<PathBuf>,
+
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
@@ -72,6 +76,11 @@ fn init_command() -> InitCommand {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let manifest_hash = check_seal(&args)?;
+    let key = args
+        .key
+        .as_deref()
+        .map(crate::cmd::key::load_encryption_key)
+        .transpose()?;
     let options = RestoreOptions {
         dir: args.dir.clone(),
         skip_file_checks: args.skip_file_checks,
@@ -83,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             PidNamespaceMode::WhenPidsTaken(init_command())
         },
+        key,
     };
     let summary =
         restore(&options).with_context(|| format!("restore from {} failed", args.dir.display()))?;

@@ -345,7 +345,13 @@ impl TestEnv {
     /// Dumps `pid` (which must be a child of the test) without --leave-running,
     /// checks that the dump killed it, and reaps it so that its PID is free.
     pub fn dump_and_reap(&self, pid: Pid, image: &Path) -> StasisRun {
-        let run = self.dump(pid, image, &[]);
+        self.dump_and_reap_with(pid, image, &[])
+    }
+
+    /// Dumps and reaps like [`TestEnv::dump_and_reap`], with `extra`
+    /// arguments to `stasis dump`.
+    pub fn dump_and_reap_with(&self, pid: Pid, image: &Path, extra: &[&str]) -> StasisRun {
+        let run = self.dump(pid, image, extra);
         let exit = wait_exit(pid, WAIT_TIMEOUT);
         assert!(
             matches!(exit, Exit::Signal(_)),
