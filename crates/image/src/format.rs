@@ -352,3 +352,12 @@ pub fn pages_file_name(pid: i32) -> String {
 pub fn file_data_file_name(index: u32) -> String {
     format!("file-{index}")
 }
+
+/// Name of the record file with the tree's own IPC namespace.
+pub const IPC_NAMESPACE_FILE_NAME: &str = "ipc";
+
+/// Returns the name of the file data file with the contents of SysV
+/// shared memory segment `id`.
+pub fn sysv_shm_file_name(id: i32) -> String {
+    format!("sysv-shm-{id}")
+}

@@ -13,7 +13,10 @@ use std::path::Path;
 
 use crate::error::ImageError;
 use crate::format::{check_file_name, FORMAT_VERSION, HEADER_SIZE, PAGE_DATA_OFFSET, PAGE_SIZE};
-use crate::records::{FdTable, Manifest, MemoryMap, PageRun, Process, RecordKind, Vma, VmaKind};
+use crate::records::{
+    FdTable, IpcNamespace, IpcPerms, Manifest, MemoryMap, PageRun, Process, RecordKind, Vma,
+    VmaKind,
+};
 
 /// Size of a raw `siginfo_t` on Linux, in bytes.
 pub const SIGINFO_SIZE: usize = 128;
@@ -118,7 +121,12 @@ fn check_listed_size(
         RecordKind::FileData if size < PAGE_DATA_OFFSET => {
             Some("a file data file is at least 4096 bytes")
         }
-        RecordKind::Process | RecordKind::MemoryMap | RecordKind::FdTable if size < HEADER_SIZE => {
+        RecordKind::Process
+        | RecordKind::MemoryMap
+        | RecordKind::FdTable
+        | RecordKind::IpcNamespace
+            if size < HEADER_SIZE =>
+        {
             Some("a record file is at least 32 bytes")
         }
         _ => None,
@@ -351,6 +359,8 @@ fn check_vma(vma: &Vma, path: &Path) -> Result<(), ImageError> {
         Some("has protection bits other than PROT_READ, PROT_WRITE and PROT_EXEC")
     } else if vma.kind == VmaKind::File && vma.file.is_none() {
         Some("is a file mapping without a file")
+    } else if vma.kind == VmaKind::SysvShm && (vma.file.is_none() || !vma.shared) {
+        Some("is a SysV shared memory attachment without a segment ID or not shared")
     } else {
         None
     };
@@ -421,4 +431,132 @@ fn check_run_mapped(
         }
     }
     Ok(index)
+}
+
+/// Files of /proc/sys/kernel that an IPC namespace record may set. Restore
+/// writes only these, so an image cannot change any other setting.
+pub const IPC_SYSCTLS: [&str; 8] = [
+    "shmmax",
+    "shmall",
+    "shmmni",
+    "shm_rmid_forced",
+    "msgmax",
+    "msgmnb",
+    "msgmni",
+    "sem",
+];
+
+/// Largest value of one System V semaphore (SEMVMX in the kernel).
+pub const SEMAPHORE_MAX: u16 = 32767;
+
+/// Checks an IPC namespace record: object IDs not negative and unique per
+/// kind, permission bits, semaphore values, message types, data file
+/// names, and sysctl names from [`IPC_SYSCTLS`] with values of digits and
+/// spaces.
+pub fn validate_ipc_namespace(ipc: &IpcNamespace, path: &Path) -> Result<(), ImageError> {
+    let mut ids = HashSet::new();
+    for segment in &ipc.shm {
+        check_ipc_perms(&segment.perms, "shared memory segment", &mut ids, path)?;
+        check_file_name(&segment.contents, path)?;
+    }
+
+    let mut ids = HashSet::new();
+    for set in &ipc.semaphores {
+        check_ipc_perms(&set.perms, "semaphore set", &mut ids, path)?;
+        if set.values.is_empty() {
+            return Err(ImageError::invalid(
+                path,
+                format!("semaphore set {} has no semaphores", set.perms.id),
+            ));
+        }
+        if let Some(value) = set.values.iter().find(|&&value| value > SEMAPHORE_MAX) {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "semaphore set {} has value {value}, above the maximum {SEMAPHORE_MAX}",
+                    set.perms.id
+                ),
+            ));
+        }
+    }
+
+    let mut ids = HashSet::new();
+    for queue in &ipc.queues {
+        check_ipc_perms(&queue.perms, "message queue", &mut ids, path)?;
+        if let Some(message) = queue.messages.iter().find(|message| message.mtype < 1) {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "message queue {} has a message of type {}, expected at least 1",
+                    queue.perms.id, message.mtype
+                ),
+            ));
+        }
+    }
+
+    let mut names = HashSet::new();
+    for sysctl in &ipc.sysctls {
+        if !IPC_SYSCTLS.contains(&sysctl.name.as_str()) {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "sysctl {:?} is not one of the IPC limits {}",
+                    sysctl.name,
+                    IPC_SYSCTLS.join(", ")
+                ),
+            ));
+        }
+        if !names.insert(sysctl.name.as_str()) {
+            return Err(ImageError::invalid(
+                path,
+                format!("sysctl {:?} is listed twice", sysctl.name),
+            ));
+        }
+        let valid = !sysctl.value.is_empty()
+            && sysctl.value.len() <= 64
+            && sysctl
+                .value
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || byte == b' ' || byte == b'\t');
+        if !valid {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "sysctl {:?} has value {:?}, expected 1 to 64 digits, spaces and tabs",
+                    sysctl.name, sysctl.value
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_ipc_perms(
+    perms: &IpcPerms,
+    what: &str,
+    ids: &mut HashSet<i32>,
+    path: &Path,
+) -> Result<(), ImageError> {
+    if perms.id < 0 {
+        return Err(ImageError::invalid(
+            path,
+            format!("{what} has invalid ID {}", perms.id),
+        ));
+    }
+    if !ids.insert(perms.id) {
+        return Err(ImageError::invalid(
+            path,
+            format!("{what} {} is listed twice", perms.id),
+        ));
+    }
+    if perms.mode & !0o777 != 0 {
+        return Err(ImageError::invalid(
+            path,
+            format!(
+                "{what} {} has mode {:#o}, expected permission bits only (0o777 at most)",
+                perms.id, perms.mode
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -20,8 +20,8 @@ use stasis_image::format::{
 };
 use stasis_image::validate::{validate_manifest, validate_memory_map};
 use stasis_image::{
-    decode_record_file, FdTable, FileEntry, Image, ImageError, Manifest, MemoryMap, Process,
-    Record, RecordKind, PAGE_DATA_OFFSET, PAGE_SIZE,
+    decode_record_file, FdTable, FileEntry, Image, ImageError, IpcNamespace, Manifest, MemoryMap,
+    Process, Record, RecordKind, PAGE_DATA_OFFSET, PAGE_SIZE,
 };
 
 use crate::error::InspectError;
@@ -40,6 +40,9 @@ pub struct LoadedImage {
     pub files: Vec<FileReport>,
     /// Records of each process in `manifest.processes`, in that order.
     pub processes: Vec<ProcessRecords>,
+    /// The System V IPC objects of the tree's own IPC namespace, if the
+    /// image has that record and it could be decoded.
+    pub ipc: Option<Checked<IpcNamespace>>,
     /// Problems that concern more than one file, or no listed file.
     pub problems: Vec<Problem>,
     /// Files in the image directory that the manifest does not list, other
@@ -110,6 +113,7 @@ enum Decoded {
     Process(Box<Checked<Process>>),
     Memory(Checked<MemoryMap>),
     Fds(Checked<FdTable>),
+    Ipc(Checked<IpcNamespace>),
 }
 
 impl LoadedImage {
@@ -176,6 +180,7 @@ pub fn load(dir: &Path) -> Result<LoadedImage, InspectError> {
     let mut image = LoadedImage {
         dir: dir.to_path_buf(),
         processes: Vec::new(),
+        ipc: None,
         problems: Vec::new(),
         unlisted: list_unlisted(dir, &manifest, seal_file_present),
         seal_file_present,
@@ -367,6 +372,7 @@ pub fn pretty_record_json(
         RecordKind::Process => pretty::<Process>(value).map_err(invalid),
         RecordKind::MemoryMap => pretty::<MemoryMap>(value).map_err(invalid),
         RecordKind::FdTable => pretty::<FdTable>(value).map_err(invalid),
+        RecordKind::IpcNamespace => pretty::<IpcNamespace>(value).map_err(invalid),
         RecordKind::Pages | RecordKind::FileData => Err(ImageError::InvalidJson {
             kind,
             message: "a data file has no JSON form".to_string(),
@@ -410,6 +416,9 @@ fn check_file(dir: &Path, entry: &FileEntry, version: u32) -> (FileReport, Optio
         }
         RecordKind::FdTable => {
             check_record::<FdTable>(&path, entry, version, &mut report).map(Decoded::Fds)
+        }
+        RecordKind::IpcNamespace => {
+            check_record::<IpcNamespace>(&path, entry, version, &mut report).map(Decoded::Ipc)
         }
         RecordKind::Pages | RecordKind::FileData => {
             report.problem = check_data_file(&path, entry, version).err();
@@ -627,10 +636,28 @@ fn assign_records(image: &mut LoadedImage, decoded: Vec<Decoded>) {
         .collect();
 
     for record in decoded {
+        let record = match record {
+            Decoded::Ipc(checked) => {
+                if let Some(first) = &image.ipc {
+                    image.problems.push(Problem {
+                        file: Some(checked.file.clone()),
+                        message: format!(
+                            "is a second IPC namespace record after {:?}; it is ignored",
+                            first.file
+                        ),
+                    });
+                } else {
+                    image.ipc = Some(checked);
+                }
+                continue;
+            }
+            other => other,
+        };
         let (pid, file) = match &record {
             Decoded::Process(checked) => (checked.record.pid, checked.file.clone()),
             Decoded::Memory(checked) => (checked.record.pid, checked.file.clone()),
             Decoded::Fds(checked) => (checked.record.pid, checked.file.clone()),
+            Decoded::Ipc(_) => unreachable!("handled above"),
         };
         let Some(slot) = image.processes.iter_mut().find(|slot| slot.pid == pid) else {
             image.problems.push(Problem {
@@ -643,6 +670,7 @@ fn assign_records(image: &mut LoadedImage, decoded: Vec<Decoded>) {
             Decoded::Process(checked) => place(&mut slot.process, *checked),
             Decoded::Memory(checked) => place(&mut slot.memory, checked),
             Decoded::Fds(checked) => place(&mut slot.fds, checked),
+            Decoded::Ipc(_) => unreachable!("handled above"),
         };
         if let Some(other) = duplicate {
             image.problems.push(Problem {
@@ -783,6 +811,12 @@ fn run_restore_checks(dir: &Path) -> Result<(), ImageError> {
             }
             RecordKind::FdTable => {
                 image.read_record::<FdTable>(&entry.name)?;
+            }
+            RecordKind::IpcNamespace => {
+                let ipc: IpcNamespace = image.read_record(&entry.name)?;
+                for segment in &ipc.shm {
+                    image.data_file(&segment.contents, RecordKind::FileData)?;
+                }
             }
             RecordKind::Pages | RecordKind::FileData => {
                 image.data_file(&entry.name, entry.kind)?;

@@ -181,7 +181,13 @@ pub enum MapBacking {
     Vvar,
     VvarVclock,
     Vsyscall,
-    /// Any other pseudo-path (`[uprobes]`, SysV shm, …).
+    /// An attachment of a System V shared memory segment, shown as
+    /// `/SYSV<key in hex> (deleted)`; the mapping's inode number is the
+    /// segment ID.
+    SysvShm {
+        key: u32,
+    },
+    /// Any other pseudo-path (`[uprobes]`, …).
     Other(String),
 }
 
@@ -248,7 +254,7 @@ fn convert_mapping(map: procfs::process::MemoryMap) -> Mapping {
         }
         MMapPath::Other(name) => MapBacking::Other(name),
         MMapPath::TStack(tid) => MapBacking::Other(format!("[stack:{tid}]")),
-        MMapPath::Vsys(key) => MapBacking::Other(format!("/SYSV{key:08x}")),
+        MMapPath::Vsys(key) => MapBacking::SysvShm { key: key as u32 },
         MMapPath::Rollup => MapBacking::Other("[rollup]".to_owned()),
     };
     let vm_flags = map

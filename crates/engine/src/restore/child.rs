@@ -76,10 +76,12 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Creates the root with PID `pid`, seized and stopped.
-    pub fn spawn_root(pid: i32) -> Result<Tree, RestoreError> {
+    /// Creates the root with PID `pid`, seized and stopped. `flags` are
+    /// extra clone flags, such as CLONE_NEWIPC.
+    pub fn spawn_root(pid: i32, flags: u64) -> Result<Tree, RestoreError> {
         let tids = [pid];
         let args = CloneArgs {
+            flags,
             exit_signal: libc::SIGCHLD as u64,
             set_tid: tids.as_ptr() as u64,
             set_tid_size: 1,

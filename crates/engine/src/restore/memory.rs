@@ -274,6 +274,58 @@ pub fn map_and_fill(
     Ok(())
 }
 
+/// Attaches the System V segment that `vma` maps at its address, as the
+/// process did with shmat, then applies the recorded protection. The
+/// segment exists already, with its saved ID, in the process's IPC
+/// namespace.
+fn attach_sysv_shm(remote: &mut RemoteProcess, vma: &Vma) -> Result<(), RestoreError> {
+    let pid = remote.pid();
+    let id = vma.file.as_ref().map(|file| file.ino).unwrap_or(u64::MAX);
+    let has = |name: &str| vma.vm_flags.iter().any(|flag| flag == name);
+    // The segment was attached read-only unless the mapping may be made
+    // writable ("mw"); its current protection may be narrower, after
+    // mprotect.
+    let mut flags = 0;
+    if !has("mw") {
+        flags |= stasis_linux::sysv::SHM_RDONLY;
+    }
+    if vma.prot & libc::PROT_EXEC as u32 != 0 {
+        flags |= stasis_linux::sysv::SHM_EXEC;
+    }
+    let got = remote
+        .syscall(
+            "shmat",
+            libc::SYS_shmat,
+            [id, vma.start, flags as u64, 0, 0, 0],
+        )
+        .step(
+            pid,
+            format!("attaching System V segment {id} at {:x}", vma.start),
+        )?;
+    if got != vma.start {
+        return Err(RestoreError::Unsupported {
+            reason: format!("shmat placed segment {id} at {got:x}, not {:x}", vma.start),
+        });
+    }
+    let mut attached = libc::PROT_READ as u32;
+    if flags & stasis_linux::sysv::SHM_RDONLY == 0 {
+        attached |= libc::PROT_WRITE as u32;
+    }
+    if flags & stasis_linux::sysv::SHM_EXEC != 0 {
+        attached |= libc::PROT_EXEC as u32;
+    }
+    if attached != vma.prot {
+        remote
+            .syscall(
+                "mprotect",
+                libc::SYS_mprotect,
+                [vma.start, vma.end - vma.start, vma.prot as u64, 0, 0, 0],
+            )
+            .step(pid, format!("protecting {:x}-{:x}", vma.start, vma.end))?;
+    }
+    Ok(())
+}
+
 fn map_vma(
     remote: &mut RemoteProcess,
     vma: &Vma,
@@ -281,6 +333,9 @@ fn map_vma(
     fill: bool,
 ) -> Result<(), RestoreError> {
     let pid = remote.pid();
+    if vma.kind == VmaKind::SysvShm {
+        return attach_sysv_shm(remote, vma);
+    }
     let mut prot = vma.prot as u64;
     if fill {
         prot |= libc::PROT_WRITE as u64;

@@ -20,6 +20,7 @@
 mod anon;
 mod child;
 mod files;
+mod ipc;
 mod memory;
 mod process;
 mod sessions;
@@ -138,6 +139,11 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
     };
     let root = image.manifest().root_pid;
     let processes = read_processes(&image)?;
+    let maps: Vec<&MemoryMap> = processes
+        .iter()
+        .filter_map(|p| p.live.as_ref().map(|live| &live.0))
+        .collect();
+    let ipc = ipc::read(&image, &maps)?;
     check_machine(&image)?;
 
     let check = FileCheck {
@@ -163,8 +169,18 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         });
     }
 
-    let mut tree = create_tree(&processes)?;
+    let mut tree = create_tree(&processes, ipc.is_some())?;
     info!(root, processes = processes.len(), "processes created");
+    if let Some(ipc) = &ipc {
+        ipc::create(root, ipc, &image)?;
+        info!(
+            root,
+            shm = ipc.shm.len(),
+            semaphores = ipc.semaphores.len(),
+            queues = ipc.queues.len(),
+            "System V IPC objects created"
+        );
+    }
 
     let data_files: Vec<String> = image
         .manifest()
@@ -189,6 +205,9 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         rebuilt.and(verified.map_err(RestoreError::from))
     });
     rebuilt?;
+    if let Some(ipc) = &ipc {
+        ipc::finish(root, ipc)?;
+    }
 
     tree.release()?;
     // stasis keeps both ends of every restored pipe open: they are closed before
@@ -214,10 +233,17 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
 }
 
 /// Creates every process of the tree, each by its parent, in its session
-/// and group; zombies exit right away with their recorded status.
-fn create_tree(processes: &[ProcessImage]) -> Result<Tree, RestoreError> {
+/// and group; zombies exit right away with their recorded status. With
+/// `new_ipc_namespace`, the root and so the whole tree get a new IPC
+/// namespace.
+fn create_tree(processes: &[ProcessImage], new_ipc_namespace: bool) -> Result<Tree, RestoreError> {
     let root = &processes[0].process;
-    let mut tree = Tree::spawn_root(root.pid)?;
+    let flags = if new_ipc_namespace {
+        libc::CLONE_NEWIPC as u64
+    } else {
+        0
+    };
+    let mut tree = Tree::spawn_root(root.pid, flags)?;
     let mut placed: Vec<&Process> = Vec::new();
     for entry in processes {
         let process = &entry.process;

@@ -1,0 +1,188 @@
+//! Saving the System V IPC objects of the tree's own IPC namespace.
+//!
+//! The objects are read by a thread of stasis that enters the tree's IPC
+//! namespace with setns(2), which changes the namespace of that thread
+//! only. Shared memory is copied by attaching each segment read-only to
+//! stasis for the copy, semaphore values come from semctl(GETALL), and
+//! messages are copied without being removed with msgrcv(MSG_COPY), so the
+//! tree finds every object as it was when it is resumed.
+
+use std::path::{Path, PathBuf};
+
+use stasis_image::{
+    ImageWriter, IpcNamespace, IpcPerms, IpcSysctl, RecordKind, SysvMessage, SysvQueue,
+    SysvSemaphores, SysvShm,
+};
+use stasis_linux::sysv::{self, IpcPerm};
+use stasis_linux::LinuxError;
+
+use crate::dump::tree::Member;
+use crate::error::{DumpError, DumpStep};
+
+/// Returns the IPC namespace of `pid` as its /proc/PID/ns/ipc link reads
+/// (`ipc:[INODE]`).
+pub fn namespace_of(pid: i32) -> Result<PathBuf, DumpError> {
+    let path = PathBuf::from(format!("/proc/{pid}/ns/ipc"));
+    std::fs::read_link(&path).map_err(|source| DumpError::Io { path, source })
+}
+
+/// Rejects a process with a System V semaphore undo list (from a semop
+/// with SEM_UNDO). The kernel does not show the adjustments in the list,
+/// so they cannot be saved, and a restored process that exits would no
+/// longer revert its operations.
+pub fn check_sem_undo(members: &[Member]) -> Result<(), DumpError> {
+    for member in members {
+        let Member::Live(frozen) = member else {
+            continue;
+        };
+        let pid = frozen.pid;
+        if sysv::has_sem_undo(pid).step(pid, "comparing semaphore undo lists")? {
+            return Err(DumpError::Unsupported {
+                pid,
+                reason: "it has System V semaphore undo state (semop with SEM_UNDO), \
+                         which the kernel does not show and stasis cannot save; \
+                         use semop without SEM_UNDO"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rejects a namespace that a process outside the tree also uses: that
+/// process could change the objects during the dump, and would not share
+/// them with the restored tree.
+pub fn check_no_outside_users(members: &[Member], namespace: &Path) -> Result<(), DumpError> {
+    let inside: Vec<i32> = members.iter().map(Member::pid).collect();
+    let root = inside[0];
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let Some(outside) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if inside.contains(&outside) {
+            continue;
+        }
+        if std::fs::read_link(format!("/proc/{outside}/ns/ipc"))
+            .ok()
+            .as_deref()
+            == Some(namespace)
+        {
+            let comm =
+                stasis_linux::proc::comm(outside, outside).unwrap_or_else(|_| "unknown".into());
+            return Err(DumpError::Unsupported {
+                pid: root,
+                reason: format!(
+                    "its IPC namespace {} is also used by process {outside} ({comm}), which is outside the dumped tree; \
+                     dump a common ancestor of both, or stop that process",
+                    namespace.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Saves every System V object of the IPC namespace of `pid` and the
+/// namespace's IPC limits, writing segment contents as file data files.
+pub fn save(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                sysv::enter_ipc_namespace(pid).step(pid, "entering the IPC namespace")?;
+                save_objects(pid, image)
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(DumpError::Unsupported {
+                    pid,
+                    reason: "the thread reading the IPC namespace panicked".into(),
+                })
+            })
+    })
+}
+
+/// The body of [`save`], run in a thread inside the namespace.
+fn save_objects(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpError> {
+    let mut ipc = IpcNamespace::default();
+    let failed = |what: String| {
+        move |source: LinuxError| DumpError::Unsupported {
+            pid,
+            reason: format!("reading {what} of its IPC namespace failed: {source}"),
+        }
+    };
+
+    for id in sysv::shm_ids().map_err(failed("the shared memory segments".into()))? {
+        let what = format!("shared memory segment {id}");
+        let ds = sysv::shm_stat(id).map_err(failed(what.clone()))?;
+        let contents = sysv::shm_read(id, ds.size as usize).map_err(failed(what))?;
+        let name = stasis_image::format::sysv_shm_file_name(id);
+        let mut writer = image.data_writer(&name, RecordKind::FileData)?;
+        writer.write(&contents)?;
+        image.finish_data(writer)?;
+        ipc.shm.push(SysvShm {
+            perms: perms(id, &ds.perm),
+            size: ds.size,
+            contents: name,
+            removed: ds.perm.mode & sysv::SHM_DEST != 0,
+        });
+    }
+
+    for id in sysv::sem_ids().map_err(failed("the semaphore sets".into()))? {
+        let what = format!("semaphore set {id}");
+        let ds = sysv::sem_stat(id).map_err(failed(what.clone()))?;
+        let values = sysv::sem_values(id, ds.nsems as usize).map_err(failed(what))?;
+        ipc.semaphores.push(SysvSemaphores {
+            perms: perms(id, &ds.perm),
+            values,
+        });
+    }
+
+    for id in sysv::msg_ids().map_err(failed("the message queues".into()))? {
+        let what = format!("message queue {id}");
+        let ds = sysv::msg_stat(id).map_err(failed(what.clone()))?;
+        let messages = sysv::msg_copy_all(id, ds.qnum, ds.cbytes).map_err(failed(what))?;
+        ipc.queues.push(SysvQueue {
+            perms: perms(id, &ds.perm),
+            max_bytes: ds.qbytes,
+            messages: messages
+                .into_iter()
+                .map(|(mtype, data)| SysvMessage {
+                    mtype,
+                    data: stasis_image::Bytes(data),
+                })
+                .collect(),
+        });
+    }
+
+    for name in stasis_image::validate::IPC_SYSCTLS {
+        let path = PathBuf::from(format!("/proc/sys/kernel/{name}"));
+        let value = std::fs::read_to_string(&path).map_err(|source| DumpError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        ipc.sysctls.push(IpcSysctl {
+            name: name.to_owned(),
+            value: value.trim_end().to_owned(),
+        });
+    }
+    Ok(ipc)
+}
+
+fn perms(id: i32, perm: &IpcPerm) -> IpcPerms {
+    IpcPerms {
+        key: perm.key,
+        id,
+        uid: perm.uid,
+        gid: perm.gid,
+        cuid: perm.cuid,
+        cgid: perm.cgid,
+        mode: perm.mode & 0o777,
+    }
+}

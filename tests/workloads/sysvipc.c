@@ -1,0 +1,291 @@
+/*
+ * Two processes that work together through System V IPC, for checkpoints
+ * of a tree in its own IPC namespace (run it with unshare --ipc).
+ *
+ * Usage: sysvipc STATUS_FILE STOP_FILE
+ *
+ * Objects:
+ * - segment "counter" (key 0x53540001, 3 pages plus 100 bytes, mode 0640):
+ *   a counter that both processes add to under semaphore 0, and how much
+ *   each added; both processes attach it;
+ * - a semaphore set (key 0x53540002, mode 0600) of two semaphores: 0 is
+ *   the lock (1 when free), 1 stays 7;
+ * - a message queue (key 0x53540003, mode 0620, msg_qbytes 12000): the
+ *   parent sends round N as a type 1 message, the child adds to the counter
+ *   and answers with type 2 and the same N; at the start the parent also
+ *   queues 5 type 3 messages of different lengths that stay queued until
+ *   the end;
+ * - segment "unattached" (key 0x53540004), filled with a pattern, then
+ *   detached;
+ * - segment "removed" (IPC_PRIVATE), filled with a pattern and removed
+ *   with IPC_RMID while the parent keeps it attached.
+ * A semaphore set and a message queue are created and removed before the
+ * others, so that the IDs in use are not the first ones.
+ *
+ * semop runs without SEM_UNDO. Every System V call is retried on EINTR,
+ * which a stop (such as a checkpoint) can cause.
+ *
+ * The parent rewrites STATUS_FILE with "rounds=N" after every 10 rounds.
+ * When STOP_FILE exists it stops the child, checks every object and the
+ * IDs it saw at the start, and prints "OK rounds=N counter=C" (or "FAIL
+ * reason") and exits 0 only on success.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define COUNTER_KEY 0x53540001
+#define SEM_KEY 0x53540002
+#define QUEUE_KEY 0x53540003
+#define UNATTACHED_KEY 0x53540004
+#define COUNTER_SIZE (3 * 4096 + 100)
+#define PATTERN_SIZE 8192
+#define BALLAST 5
+
+struct shared {
+	long counter;
+	long parent_adds;
+	long child_adds;
+};
+
+struct message {
+	long mtype;
+	char text[1024];
+};
+
+static int sem_id, queue_id;
+
+static void fail(const char *what)
+{
+	printf("FAIL %s: %s\n", what, strerror(errno));
+	fflush(stdout);
+	exit(1);
+}
+
+static void sem_change(int delta)
+{
+	struct sembuf op = { .sem_num = 0, .sem_op = delta, .sem_flg = 0 };
+	while (semop(sem_id, &op, 1) != 0)
+		if (errno != EINTR)
+			fail("semop");
+}
+
+static void queue_send(long type, const void *text, size_t len)
+{
+	struct message message = { .mtype = type };
+	memcpy(message.text, text, len);
+	while (msgsnd(queue_id, &message, len, 0) != 0)
+		if (errno != EINTR)
+			fail("msgsnd");
+}
+
+static ssize_t queue_receive(long type, struct message *message)
+{
+	ssize_t len;
+	while ((len = msgrcv(queue_id, message, sizeof(message->text), type, 0)) < 0)
+		if (errno != EINTR)
+			fail("msgrcv");
+	return len;
+}
+
+static void add(struct shared *shared, long *mine)
+{
+	sem_change(-1);
+	shared->counter++;
+	(*mine)++;
+	sem_change(1);
+}
+
+static char pattern_byte(int seed, size_t index)
+{
+	return (char)((index * 31 + seed) & 0xff);
+}
+
+static int child(struct shared *shared)
+{
+	struct message message;
+	for (;;) {
+		queue_receive(1, &message);
+		long round;
+		memcpy(&round, message.text, sizeof(round));
+		if (round == 0)
+			return 0;
+		add(shared, &shared->child_adds);
+		queue_send(2, &round, sizeof(round));
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s STATUS_FILE STOP_FILE\n", argv[0]);
+		return 2;
+	}
+
+	/* Objects created and removed first, so that IDs do not start at 0. */
+	int early = semget(IPC_PRIVATE, 1, 0600);
+	if (early < 0 || semctl(early, 0, IPC_RMID) != 0)
+		fail("early semaphore set");
+	early = msgget(IPC_PRIVATE, 0600);
+	if (early < 0 || msgctl(early, IPC_RMID, NULL) != 0)
+		fail("early message queue");
+
+	int counter_id = shmget(COUNTER_KEY, COUNTER_SIZE, IPC_CREAT | IPC_EXCL | 0640);
+	if (counter_id < 0)
+		fail("shmget counter");
+	struct shared *shared = shmat(counter_id, NULL, 0);
+	if (shared == (void *)-1)
+		fail("shmat counter");
+	/* The last byte of the segment, past the last full page. */
+	((char *)shared)[COUNTER_SIZE - 1] = 'Z';
+
+	sem_id = semget(SEM_KEY, 2, IPC_CREAT | IPC_EXCL | 0600);
+	unsigned short initial[2] = { 1, 7 };
+	if (sem_id < 0 || semctl(sem_id, 0, SETALL, initial) != 0)
+		fail("semaphore set");
+
+	queue_id = msgget(QUEUE_KEY, IPC_CREAT | IPC_EXCL | 0620);
+	struct msqid_ds queue_state;
+	if (queue_id < 0 || msgctl(queue_id, IPC_STAT, &queue_state) != 0)
+		fail("message queue");
+	queue_state.msg_qbytes = 12000;
+	if (msgctl(queue_id, IPC_SET, &queue_state) != 0)
+		fail("msgctl IPC_SET");
+	for (int i = 0; i < BALLAST; i++) {
+		char text[200];
+		memset(text, 'a' + i, sizeof(text));
+		queue_send(3, text, 40 * i + 1);
+	}
+
+	int unattached_id = shmget(UNATTACHED_KEY, PATTERN_SIZE, IPC_CREAT | IPC_EXCL | 0604);
+	char *unattached = shmat(unattached_id, NULL, 0);
+	if (unattached_id < 0 || unattached == (void *)-1)
+		fail("unattached segment");
+	for (size_t i = 0; i < PATTERN_SIZE; i++)
+		unattached[i] = pattern_byte(1, i);
+	shmdt(unattached);
+
+	int removed_id = shmget(IPC_PRIVATE, PATTERN_SIZE, 0600);
+	char *removed = shmat(removed_id, NULL, 0);
+	if (removed_id < 0 || removed == (void *)-1)
+		fail("removed segment");
+	for (size_t i = 0; i < PATTERN_SIZE; i++)
+		removed[i] = pattern_byte(2, i);
+	if (shmctl(removed_id, IPC_RMID, NULL) != 0)
+		fail("shmctl IPC_RMID");
+
+	pid_t pid = fork();
+	if (pid < 0)
+		fail("fork");
+	if (pid == 0)
+		return child(shared);
+
+	char temporary[4096];
+	snprintf(temporary, sizeof(temporary), "%s.tmp", argv[1]);
+	long rounds = 0;
+	while (access(argv[2], F_OK) != 0) {
+		rounds++;
+		queue_send(1, &rounds, sizeof(rounds));
+		add(shared, &shared->parent_adds);
+		struct message answer;
+		queue_receive(2, &answer);
+		long echoed;
+		memcpy(&echoed, answer.text, sizeof(echoed));
+		if (echoed != rounds) {
+			printf("FAIL round %ld came back as %ld\n", rounds, echoed);
+			return 1;
+		}
+		if (rounds % 10 == 0) {
+			FILE *out = fopen(temporary, "w");
+			if (out) {
+				fprintf(out, "rounds=%ld\n", rounds);
+				fclose(out);
+				rename(temporary, argv[1]);
+			}
+			usleep(2000);
+		}
+	}
+
+	long stop = 0;
+	queue_send(1, &stop, sizeof(stop));
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			fail("waitpid");
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		printf("FAIL the child ended with status %#x\n", status);
+		return 1;
+	}
+
+	if (shared->parent_adds != rounds || shared->child_adds != rounds ||
+	    shared->counter != 2 * rounds) {
+		printf("FAIL counter %ld, parent added %ld, child added %ld, rounds %ld\n",
+		       shared->counter, shared->parent_adds, shared->child_adds, rounds);
+		return 1;
+	}
+	if (((char *)shared)[COUNTER_SIZE - 1] != 'Z') {
+		printf("FAIL the last byte of the counter segment changed\n");
+		return 1;
+	}
+	if (shmget(COUNTER_KEY, 0, 0) != counter_id || semget(SEM_KEY, 0, 0) != sem_id ||
+	    msgget(QUEUE_KEY, 0) != queue_id || shmget(UNATTACHED_KEY, 0, 0) != unattached_id) {
+		printf("FAIL an object has another ID than at the start\n");
+		return 1;
+	}
+	struct shmid_ds counter_state;
+	if (shmctl(counter_id, IPC_STAT, &counter_state) != 0 ||
+	    counter_state.shm_segsz != COUNTER_SIZE || (counter_state.shm_perm.mode & 0777) != 0640 ||
+	    counter_state.shm_nattch != 1) {
+		printf("FAIL counter segment: size %zu, mode %o, %lu attachments\n",
+		       (size_t)counter_state.shm_segsz, counter_state.shm_perm.mode & 0777,
+		       (unsigned long)counter_state.shm_nattch);
+		return 1;
+	}
+	unsigned short values[2];
+	if (semctl(sem_id, 0, GETALL, values) != 0 || values[0] != 1 || values[1] != 7) {
+		printf("FAIL semaphore values %u %u, expected 1 7\n", values[0], values[1]);
+		return 1;
+	}
+	if (msgctl(queue_id, IPC_STAT, &queue_state) != 0 || queue_state.msg_qbytes != 12000 ||
+	    (queue_state.msg_perm.mode & 0777) != 0620 || queue_state.msg_qnum != BALLAST) {
+		printf("FAIL queue: max %lu bytes, mode %o, %lu messages\n",
+		       (unsigned long)queue_state.msg_qbytes, queue_state.msg_perm.mode & 0777,
+		       (unsigned long)queue_state.msg_qnum);
+		return 1;
+	}
+	for (int i = 0; i < BALLAST; i++) {
+		struct message message;
+		ssize_t len = queue_receive(3, &message);
+		if (len != 40 * i + 1 || message.text[0] != 'a' + i || message.text[len - 1] != 'a' + i) {
+			printf("FAIL queued message %d has %zd bytes starting with %c\n", i, len,
+			       message.text[0]);
+			return 1;
+		}
+	}
+	unattached = shmat(unattached_id, NULL, SHM_RDONLY);
+	if (unattached == (void *)-1)
+		fail("shmat unattached");
+	for (size_t i = 0; i < PATTERN_SIZE; i++) {
+		if (unattached[i] != pattern_byte(1, i) || removed[i] != pattern_byte(2, i)) {
+			printf("FAIL pattern differs at byte %zu\n", i);
+			return 1;
+		}
+	}
+	struct shmid_ds removed_state;
+	if (shmctl(removed_id, IPC_STAT, &removed_state) != 0 ||
+	    !(removed_state.shm_perm.mode & SHM_DEST)) {
+		printf("FAIL the removed segment is not marked for removal\n");
+		return 1;
+	}
+
+	printf("OK rounds=%ld counter=%ld\n", rounds, shared->counter);
+	return 0;
+}
