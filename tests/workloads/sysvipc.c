@@ -2,7 +2,7 @@
  * Two processes that work together through System V IPC, for checkpoints
  * of a tree in its own IPC namespace (run it with unshare --ipc).
  *
- * Usage: sysvipc STATUS_FILE STOP_FILE
+ * Usage: sysvipc STATUS_FILE STOP_FILE [MODE]
  *
  * Objects:
  * - segment "counter" (key 0x53540001, 3 pages plus 100 bytes, mode 0640):
@@ -29,6 +29,17 @@
  * When STOP_FILE exists it stops the child, checks every object and the
  * IDs it saw at the start, and prints "OK rounds=N counter=C" (or "FAIL
  * reason") and exits 0 only on success.
+ *
+ * A MODE sets up something that a checkpoint must reject, and then the
+ * parent only counts rounds of 1 ms sleeps into STATUS_FILE until it is
+ * killed:
+ * - attach-only: only one IPC_PRIVATE segment, attached and removed, in
+ *   the IPC namespace the program starts in;
+ * - undo: the objects above, and a semop with SEM_UNDO by the parent;
+ * - child-namespace: the objects above, and a child that moves to an IPC
+ *   namespace of its own (unshare CLONE_NEWIPC);
+ * - partial: the objects above, and the second page of the removed
+ *   segment unmapped, so only part of it stays attached.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,6 +47,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -123,11 +136,37 @@ static int child(struct shared *shared)
 	}
 }
 
+/* Counts rounds of 1 ms sleeps into the status file until killed. */
+static _Noreturn void idle(const char *status)
+{
+	char temporary[4096];
+	snprintf(temporary, sizeof(temporary), "%s.tmp", status);
+	for (long rounds = 1;; rounds++) {
+		usleep(1000);
+		if (rounds % 10 == 0) {
+			FILE *out = fopen(temporary, "w");
+			if (out) {
+				fprintf(out, "rounds=%ld\n", rounds);
+				fclose(out);
+				rename(temporary, status);
+			}
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s STATUS_FILE STOP_FILE\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s STATUS_FILE STOP_FILE [MODE]\n", argv[0]);
 		return 2;
+	}
+	const char *mode = argc == 4 ? argv[3] : "";
+
+	if (strcmp(mode, "attach-only") == 0) {
+		int id = shmget(IPC_PRIVATE, 4096, 0600);
+		if (id < 0 || shmat(id, NULL, 0) == (void *)-1 || shmctl(id, IPC_RMID, NULL) != 0)
+			fail("private segment");
+		idle(argv[1]);
 	}
 
 	/* Objects created and removed first, so that IDs do not start at 0. */
@@ -181,6 +220,30 @@ int main(int argc, char **argv)
 		removed[i] = pattern_byte(2, i);
 	if (shmctl(removed_id, IPC_RMID, NULL) != 0)
 		fail("shmctl IPC_RMID");
+
+	if (strcmp(mode, "undo") == 0) {
+		struct sembuf ops[2] = { { 1, -1, SEM_UNDO }, { 1, 1, SEM_UNDO } };
+		if (semop(sem_id, ops, 2) != 0)
+			fail("semop SEM_UNDO");
+		idle(argv[1]);
+	}
+	if (strcmp(mode, "partial") == 0) {
+		if (munmap(removed + 4096, 4096) != 0)
+			fail("munmap");
+		idle(argv[1]);
+	}
+	if (strcmp(mode, "child-namespace") == 0) {
+		pid_t pid = fork();
+		if (pid < 0)
+			fail("fork");
+		if (pid == 0) {
+			if (unshare(CLONE_NEWIPC) != 0)
+				fail("unshare");
+			for (;;)
+				pause();
+		}
+		idle(argv[1]);
+	}
 
 	pid_t pid = fork();
 	if (pid < 0)
