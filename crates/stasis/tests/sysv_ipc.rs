@@ -274,3 +274,84 @@ fn sysv_ipc_rejects_partial_attachment() {
     let workload = Workload::start(&env, Some("partial"), true);
     assert_dump_rejected(&env, &workload, "a part of System V shared memory segment");
 }
+
+/// Runs `stasis ARGS` with `input` as stdin and returns its stdout; panics
+/// if it fails.
+fn stasis_with_input(args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new(STASIS)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start stasis");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait for stasis");
+    assert!(
+        output.status.success(),
+        "stasis {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[test]
+fn sysv_ipc_restore_rejects_missing_record() {
+    let Some(env) = TestEnv::new("sysv_ipc_restore_rejects_missing_record") else {
+        return;
+    };
+    let workload = Workload::start(&env, None, true);
+    let child = children(workload.pid)[0];
+    let image = env.path("image");
+    env.dump_and_reap(workload.pid, &image);
+
+    // The IPC namespace record comes back byte for byte through JSON.
+    let record = image.join("ipc");
+    let json = stasis_with_input(
+        &["image", "decode", record.to_str().expect("UTF-8 path")],
+        b"",
+    );
+    let encoded = stasis_with_input(&["image", "encode", "ipc-namespace"], &json);
+    assert!(
+        encoded == std::fs::read(&record).expect("read the ipc record"),
+        "the ipc record changed in a JSON round trip"
+    );
+
+    // Without the record, the attachments name a segment the image lacks.
+    let manifest_path = image.join("manifest");
+    let json = stasis_with_input(
+        &["image", "decode", manifest_path.to_str().expect("UTF-8 path")],
+        b"",
+    );
+    let mut manifest: serde_json::Value = serde_json::from_slice(&json).expect("manifest JSON");
+    manifest["files"]
+        .as_array_mut()
+        .expect("file list")
+        .retain(|entry| entry["name"] != "ipc");
+    let encoded = stasis_with_input(
+        &["image", "encode", "manifest"],
+        manifest.to_string().as_bytes(),
+    );
+    std::fs::write(&manifest_path, encoded).expect("write the manifest");
+
+    let image_text = image.to_str().expect("UTF-8 path");
+    let run = env.stasis(&["restore", "-D", image_text, "-d"]);
+    env.track_if_child(workload.pid);
+    env.track_if_child(child);
+    assert!(!run.success(), "restore succeeded:\n{run}");
+    assert!(
+        run.stderr.contains("IPC namespace record does not list"),
+        "the restore error does not name the missing record:\n{run}"
+    );
+    assert!(
+        wait_pid_free(workload.pid, WAIT_TIMEOUT),
+        "process {} is left after the failed restore",
+        workload.pid
+    );
+}
