@@ -5,9 +5,9 @@
  * Usage: sysvipc STATUS_FILE STOP_FILE [MODE]
  *
  * Objects:
- * - segment "counter" (key 0x53540001, 3 pages plus 100 bytes, mode 0640):
- *   a counter that both processes add to under semaphore 0, and how much
- *   each added; both processes attach it;
+ * - segment "counter" (key 0x53540001, 3 pages plus 100 bytes, mode 0640,
+ *   locked with SHM_LOCK): a counter that both processes add to under
+ *   semaphore 0, and how much each added; both processes attach it;
  * - a semaphore set (key 0x53540002, mode 0600) of two semaphores: 0 is
  *   the lock (1 when free), 1 stays 7;
  * - a message queue (key 0x53540003, mode 0620, msg_qbytes 12000): the
@@ -183,6 +183,8 @@ int main(int argc, char **argv)
 	struct shared *shared = shmat(counter_id, NULL, 0);
 	if (shared == (void *)-1)
 		fail("shmat counter");
+	if (shmctl(counter_id, SHM_LOCK, NULL) != 0)
+		fail("shmctl SHM_LOCK");
 	/* The last byte of the segment, past the last full page. */
 	((char *)shared)[COUNTER_SIZE - 1] = 'Z';
 
@@ -306,9 +308,9 @@ int main(int argc, char **argv)
 	struct shmid_ds counter_state;
 	if (shmctl(counter_id, IPC_STAT, &counter_state) != 0 ||
 	    counter_state.shm_segsz != COUNTER_SIZE || (counter_state.shm_perm.mode & 0777) != 0640 ||
-	    counter_state.shm_nattch != 1) {
+	    counter_state.shm_nattch != 1 || !(counter_state.shm_perm.mode & SHM_LOCKED)) {
 		printf("FAIL counter segment: size %zu, mode %o, %lu attachments\n",
-		       (size_t)counter_state.shm_segsz, counter_state.shm_perm.mode & 0777,
+		       (size_t)counter_state.shm_segsz, counter_state.shm_perm.mode & 07777,
 		       (unsigned long)counter_state.shm_nattch);
 		return 1;
 	}

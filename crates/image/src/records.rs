@@ -693,6 +693,9 @@ pub struct SysvShm {
     /// The segment was removed with IPC_RMID but is still attached
     /// (SHM_DEST); it disappears when the last attachment goes.
     pub removed: bool,
+    /// The segment is locked in memory (SHM_LOCK).
+    #[serde(default)]
+    pub locked: bool,
 }
 
 /// A System V semaphore set.

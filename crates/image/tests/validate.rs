@@ -255,6 +255,7 @@ fn sample_ipc_namespace() -> IpcNamespace {
             size: 5000,
             contents: "sysv-shm-32768".to_string(),
             removed: false,
+            locked: false,
         }],
         semaphores: vec![SysvSemaphores {
             perms: perms(0, 1),

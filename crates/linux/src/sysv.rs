@@ -32,6 +32,8 @@ const MSG_COPY: i32 = 0o40000;
 /// Mode bit of a shared memory segment removed with IPC_RMID while still
 /// attached.
 pub const SHM_DEST: u32 = 0o1000;
+/// Mode bit of a shared memory segment locked in memory with SHM_LOCK.
+pub const SHM_LOCKED: u32 = 0o2000;
 pub const SHM_RDONLY: i32 = 0o10000;
 pub const SHM_EXEC: i32 = 0o100000;
 
@@ -402,12 +404,25 @@ pub fn shm_remove(id: i32) -> Result<()> {
 /// Returns whether process `pid` has a System V semaphore undo list, which
 /// it gets from its first semop with SEM_UNDO (or shares with the process
 /// that created it with CLONE_SYSVSEM). The calling process must have none:
-/// kcmp(KCMP_SYSVSEM) compares the two lists.
+/// kcmp(KCMP_SYSVSEM) compares the two lists. A kernel without System V
+/// IPC has no undo lists, and its kcmp fails with EOPNOTSUPP.
 pub fn has_sem_undo(pid: i32) -> Result<bool> {
     const KCMP_SYSVSEM: i32 = 6;
     // SAFETY: kcmp takes only integer arguments.
-    let ret = check("kcmp(KCMP_SYSVSEM)", unsafe {
-        libc::syscall(libc::SYS_kcmp, pid, libc::getpid(), KCMP_SYSVSEM, 0, 0)
-    })?;
-    Ok(ret != 0)
+    let ret = unsafe { libc::syscall(libc::SYS_kcmp, pid, libc::getpid(), KCMP_SYSVSEM, 0, 0) };
+    if ret < 0 && Errno::last() == Errno::EOPNOTSUPP {
+        return Ok(false);
+    }
+    Ok(check("kcmp(KCMP_SYSVSEM)", ret)? != 0)
+}
+
+/// Locks segment `id` in memory (SHM_LOCK), as a process did that had
+/// CAP_IPC_LOCK or room under RLIMIT_MEMLOCK.
+pub fn shm_lock(id: i32) -> Result<()> {
+    const SHM_LOCK: i32 = 11;
+    // SAFETY: SHM_LOCK ignores the buffer argument.
+    check("shmctl(SHM_LOCK)", unsafe {
+        libc::syscall(libc::SYS_shmctl, id, SHM_LOCK, 0)
+    })
+    .map(drop)
 }

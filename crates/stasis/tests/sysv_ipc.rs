@@ -195,11 +195,13 @@ fn sysv_ipc_inspect_lists_objects() {
     assert_eq!(ipc["queues"][0]["messages"], 5, "{ipc}");
     assert_eq!(ipc["queues"][0]["max_bytes"], 12000, "{ipc}");
     assert_eq!(ipc["shm"][2]["removed"], true, "{ipc}");
+    assert_eq!(ipc["shm"][0]["locked"], true, "{ipc}");
 
     let run = env.stasis(&["inspect", image_text]);
     assert!(run.success(), "inspect failed:\n{run}");
     assert!(
-        run.stdout.contains("semaphores 1  key 0x53540002  mode 600  values 1 7"),
+        run.stdout
+            .contains("semaphores 1  key 0x53540002  mode 600  values 1 7"),
         "inspect does not list the semaphore set:\n{run}"
     );
     workload.finish(&env, workload.pid);
@@ -326,7 +328,11 @@ fn sysv_ipc_restore_rejects_missing_record() {
     // Without the record, the attachments name a segment the image lacks.
     let manifest_path = image.join("manifest");
     let json = stasis_with_input(
-        &["image", "decode", manifest_path.to_str().expect("UTF-8 path")],
+        &[
+            "image",
+            "decode",
+            manifest_path.to_str().expect("UTF-8 path"),
+        ],
         b"",
     );
     let mut manifest: serde_json::Value = serde_json::from_slice(&json).expect("manifest JSON");

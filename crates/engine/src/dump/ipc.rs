@@ -26,6 +26,45 @@ pub fn namespace_of(pid: i32) -> Result<PathBuf, DumpError> {
     std::fs::read_link(&path).map_err(|source| DumpError::Io { path, source })
 }
 
+/// Rejects process `pid` if one of its threads runs in an IPC namespace
+/// other than `namespace`, that of the root of the tree: the image holds
+/// one IPC namespace. Each thread has its own namespace link, because
+/// setns(2) moves only the calling thread.
+pub fn check_threads(pid: i32, namespace: &Path) -> Result<(), DumpError> {
+    let task_dir = PathBuf::from(format!("/proc/{pid}/task"));
+    let tasks = std::fs::read_dir(&task_dir).map_err(|source| DumpError::Io {
+        path: task_dir.clone(),
+        source,
+    })?;
+    for task in tasks.flatten() {
+        let link = task.path().join("ns/ipc");
+        let thread = match std::fs::read_link(&link) {
+            Ok(thread) => thread,
+            // The thread exited since the directory was listed.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(DumpError::Io { path: link, source }),
+        };
+        if thread != namespace {
+            let tid = task.file_name().to_string_lossy().into_owned();
+            let who = if tid == pid.to_string() {
+                "it runs".to_owned()
+            } else {
+                format!("its thread {tid} runs")
+            };
+            return Err(DumpError::Unsupported {
+                pid,
+                reason: format!(
+                    "{who} in IPC namespace {}, but the root of the tree runs in {}; \
+                     stasis saves one IPC namespace per tree",
+                    thread.display(),
+                    namespace.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Rejects a process with a System V semaphore undo list (from a semop
 /// with SEM_UNDO). The kernel does not show the adjustments in the list,
 /// so they cannot be saved, and a restored process that exits would no
@@ -131,6 +170,7 @@ fn save_objects(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpE
             size: ds.size,
             contents: name,
             removed: ds.perm.mode & sysv::SHM_DEST != 0,
+            locked: ds.perm.mode & sysv::SHM_LOCKED != 0,
         });
     }
 

@@ -4,11 +4,12 @@
 //! last:
 //! 1. walk the tree from the root, checking and freezing each process
 //!    (every thread stopped, signals blocked) before listing its children;
-//!    a process must have no seccomp filter, `/` as root and the
-//!    namespaces of stasis;
+//!    a process must have no seccomp filter, `/` as root, the namespaces of
+//!    stasis, and the IPC namespace of the root, which may be its own;
 //! 2. reject what the image cannot hold: processes sharing resources
 //!    without being threads, pipes or Unix sockets connected outside the
-//!    tree;
+//!    tree, semaphore undo lists; save the System V objects of the tree's
+//!    own IPC namespace;
 //! 3. for each process, run system calls inside it to read what /proc
 //!    does not show (signal dispositions, sigaltstack, timers, brk …), then
 //!    save its fds, mappings and private pages and its process record;
@@ -175,18 +176,7 @@ fn check_supported(pid: i32, ipc_namespace: &Path) -> Result<(), DumpError> {
     // which is right only if the target shares its namespaces. The IPC
     // namespace is the exception: a tree in one of its own is saved with
     // its System V objects.
-    let own_ipc = ipc::namespace_of(pid)?;
-    if own_ipc != ipc_namespace {
-        return Err(DumpError::Unsupported {
-            pid,
-            reason: format!(
-                "it runs in IPC namespace {}, but the root of the tree runs in {}; \
-                 stasis saves one IPC namespace per tree",
-                own_ipc.display(),
-                ipc_namespace.display()
-            ),
-        });
-    }
+    ipc::check_threads(pid, ipc_namespace)?;
     for (kind, what) in [
         ("pid", "PID"),
         ("net", "network"),

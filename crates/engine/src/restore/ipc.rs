@@ -129,6 +129,9 @@ pub fn create(pid: i32, ipc: &IpcNamespace, image: &Image) -> Result<(), Restore
             let contents = read_data(&data)?;
             sysv::shm_write(id, &contents).map_err(failed(pid, &what))?;
             sysv::shm_set(id, perms.uid, perms.gid, perms.mode).map_err(failed(pid, &what))?;
+            if segment.locked {
+                sysv::shm_lock(id).map_err(failed(pid, &what))?;
+            }
         }
 
         for set in &ipc.semaphores {

@@ -62,6 +62,8 @@ pub struct ShmSummary {
     pub gid: u32,
     /// Removed with IPC_RMID while still attached.
     pub removed: bool,
+    /// Locked in memory with SHM_LOCK.
+    pub locked: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -282,6 +284,7 @@ fn ipc_summary(image: &LoadedImage) -> Option<IpcSummary> {
                 uid: segment.perms.uid,
                 gid: segment.perms.gid,
                 removed: segment.removed,
+                locked: segment.locked,
             })
             .collect(),
         semaphores: ipc
@@ -745,13 +748,14 @@ fn render_ipc(ipc: &IpcSummary, style: &Style) -> String {
     }
     for segment in &ipc.shm {
         out.push_str(&format!(
-            "  shm {}  key {:#010x}  {}  mode {:03o}  owner {}:{}{}\n",
+            "  shm {}  key {:#010x}  {}  mode {:03o}  owner {}:{}{}{}\n",
             segment.id,
             segment.key as u32,
             human_bytes(segment.size),
             segment.mode,
             segment.uid,
             segment.gid,
+            if segment.locked { "  locked" } else { "" },
             if segment.removed {
                 "  (removed, still attached)"
             } else {
