@@ -6,8 +6,8 @@
  *
  * Objects:
  * - segment "counter" (key 0x53540001, 3 pages plus 100 bytes, mode 0640,
- *   locked with SHM_LOCK): a counter that both processes add to under
- *   semaphore 0, and how much each added; both processes attach it;
+ *   locked with SHM_LOCK), attached by both processes. It contains a
+ *   counter that both add to under semaphore 0, and how much each added;
  * - a semaphore set (key 0x53540002, mode 0600) of two semaphores: 0 is
  *   the lock (1 when free), 1 stays 7;
  * - a message queue (key 0x53540003, mode 0620, msg_qbytes 12000): the

@@ -16,7 +16,7 @@
 //!                  in data files, whose hashes are in the manifest
 //! ```
 //!
-//! A record file (`manifest`, `process-PID`, `mm-PID`, `fds-PID`) is the
+//! A record file (`manifest`, `process-PID`, `mm-PID`, `fds-PID`, `ipc`) is the
 //! header followed by the payload, one CBOR-encoded record:
 //!
 //! ```text

@@ -1,13 +1,14 @@
 //! Metadata records: the typed contents of an image's record files.
 //!
 //! Each record file holds one of the top-level types here ([`Process`],
-//! [`MemoryMap`], [`FdTable`], [`Manifest`]) encoded as CBOR after the common
-//! file header. Fields are only ever added with `#[serde(default)]`, so an
-//! older image decodes with a newer stasis. From the first release on,
-//! adding a field also raises [`FORMAT_VERSION`](crate::FORMAT_VERSION):
-//! every struct rejects unknown fields, so an older stasis must not be
-//! handed a newer image. Until that release version 1 is not frozen, and
-//! fields added during development did not raise it.
+//! [`MemoryMap`], [`FdTable`], [`IpcNamespace`], [`Manifest`]) encoded as
+//! CBOR after the common file header. Fields are only ever added with
+//! `#[serde(default)]`, so an older image decodes with a newer stasis.
+//! From the first release on, adding a field also raises
+//! [`FORMAT_VERSION`](crate::FORMAT_VERSION): every struct rejects unknown
+//! fields, so an older stasis must not be handed a newer image. Until that
+//! release version 1 is not frozen, and fields added during development
+//! did not raise it.
 
 use std::fmt;
 use std::path::Path;

@@ -295,7 +295,8 @@ pub fn validate_memory_map(map: &MemoryMap, pages_len: u64, path: &Path) -> Resu
 ///   only when there are no page runs);
 /// - every VMA has start < end, page-aligned bounds and file offset, only
 ///   PROT_READ, PROT_WRITE and PROT_EXEC bits, and a file if its kind is
-///   `File`; VMAs are sorted by address and do not overlap;
+///   `File`; a `SysvShm` VMA has a file (the segment ID) and is shared;
+///   VMAs are sorted by address and do not overlap;
 /// - every page run has at least one page, a page-aligned address and
 ///   offset, and no address or offset overflow;
 /// - runs are sorted by address, do not overlap, and lie inside the VMAs.

@@ -287,7 +287,7 @@ pub fn msg_copy_all(id: i32, qnum: u64, cbytes: u64) -> Result<Vec<(i64, Vec<u8>
     let mut buf = vec![0u8; 8 + cbytes as usize];
     let mut messages = Vec::with_capacity(qnum as usize);
     for index in 0..qnum {
-        // SAFETY: buf holds a long mtype and cbytes bytes of text, and
+        // SAFETY: buf has room for a long mtype and cbytes bytes of text, and
         // msgrcv writes at most that much.
         let len = check("msgrcv(MSG_COPY)", unsafe {
             libc::syscall(
@@ -310,7 +310,7 @@ pub fn msg_send(id: i32, mtype: i64, data: &[u8]) -> Result<()> {
     let mut buf = Vec::with_capacity(8 + data.len());
     buf.extend_from_slice(&mtype.to_ne_bytes());
     buf.extend_from_slice(data);
-    // SAFETY: buf holds a long mtype followed by data.len() bytes.
+    // SAFETY: buf contains a long mtype followed by data.len() bytes.
     check("msgsnd", unsafe {
         libc::syscall(
             libc::SYS_msgsnd,

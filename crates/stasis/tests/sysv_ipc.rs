@@ -1,8 +1,8 @@
 //! Dump and restore of a tree in its own IPC namespace that works through
-//! System V shared memory, semaphores and message queues, and the dumps
-//! that must be rejected: SysV memory attached in the IPC namespace of
-//! stasis, a semaphore undo list, a child in another IPC namespace, and a
-//! partly unmapped attachment.
+//! System V shared memory, semaphores and message queues. Other tests
+//! cover the dumps that must be rejected: SysV memory attached in the IPC
+//! namespace of stasis, a semaphore undo list, a child in another IPC
+//! namespace, and a partly unmapped attachment.
 //!
 //! The workload `sysvipc` checks its own objects at the end (see
 //! tests/workloads/sysvipc.c). Its IPC namespace, made by `unshare --ipc`,

@@ -2,10 +2,10 @@
 //!
 //! The objects are read by a thread of stasis that enters the tree's IPC
 //! namespace with setns(2), which changes the namespace of that thread
-//! only. Shared memory is copied by attaching each segment read-only to
-//! stasis for the copy, semaphore values come from semctl(GETALL), and
-//! messages are copied without being removed with msgrcv(MSG_COPY), so the
-//! tree finds every object as it was when it is resumed.
+//! only. Each shared memory segment is attached read-only to stasis for
+//! the copy, and semaphore values come from semctl(GETALL). Messages are
+//! copied with msgrcv(MSG_COPY), which leaves them in the queue, so a tree
+//! resumed after the dump finds every object as it was.
 
 use std::path::{Path, PathBuf};
 
@@ -27,9 +27,9 @@ pub fn namespace_of(pid: i32) -> Result<PathBuf, DumpError> {
 }
 
 /// Rejects process `pid` if one of its threads runs in an IPC namespace
-/// other than `namespace`, that of the root of the tree: the image holds
-/// one IPC namespace. Each thread has its own namespace link, because
-/// setns(2) moves only the calling thread.
+/// other than `namespace`, that of the root of the tree, because the image
+/// contains one IPC namespace. Each thread has its own namespace link,
+/// because setns(2) moves only the calling thread.
 pub fn check_threads(pid: i32, namespace: &Path) -> Result<(), DumpError> {
     let task_dir = PathBuf::from(format!("/proc/{pid}/task"));
     let tasks = std::fs::read_dir(&task_dir).map_err(|source| DumpError::Io {
@@ -147,7 +147,8 @@ pub fn save(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpError
     })
 }
 
-/// The body of [`save`], run in a thread inside the namespace.
+/// Reads the objects and limits for [`save`], in a thread inside the
+/// namespace.
 fn save_objects(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpError> {
     let mut ipc = IpcNamespace::default();
     let failed = |what: String| {

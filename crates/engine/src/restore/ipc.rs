@@ -199,8 +199,9 @@ pub fn finish(pid: i32, ipc: &IpcNamespace) -> Result<(), RestoreError> {
     })
 }
 
-/// IPC_CREAT and the permission bits, plus IPC_EXCL for an object with a
-/// key, so that a second object with the same key is an error.
+/// Returns the flags for shmget, semget or msgget: IPC_CREAT and the
+/// permission bits, and IPC_EXCL for an object with a key, so that a
+/// second object with the same key fails.
 fn create_flags(perms: &IpcPerms) -> i32 {
     let mut flags = libc::IPC_CREAT | (perms.mode & 0o777) as i32;
     if perms.key != libc::IPC_PRIVATE {
