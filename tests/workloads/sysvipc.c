@@ -122,15 +122,43 @@ static char pattern_byte(int seed, size_t index)
 	return (char)((index * 31 + seed) & 0xff);
 }
 
-static int child(struct shared *shared)
+/*
+ * Answers rounds until round 0. The child also attaches the counter
+ * segment read-only, and at the end checks that this view shows what the
+ * writable one shows and is still mapped read-only.
+ */
+static int child(int counter_id, struct shared *shared)
 {
+	const struct shared *view = shmat(counter_id, NULL, SHM_RDONLY);
+	if (view == (void *)-1)
+		fail("shmat read-only");
 	struct message message;
 	for (;;) {
 		queue_receive(1, &message);
 		long round;
 		memcpy(&round, message.text, sizeof(round));
-		if (round == 0)
+		if (round == 0) {
+			if (view->counter != shared->counter) {
+				printf("FAIL the read-only view shows %ld, the segment %ld\n",
+				       view->counter, shared->counter);
+				return 1;
+			}
+			char expected[64];
+			snprintf(expected, sizeof(expected), "%lx-", (unsigned long)view);
+			FILE *maps = fopen("/proc/self/maps", "r");
+			char line[512];
+			int read_only = 0;
+			while (maps && fgets(line, sizeof(line), maps))
+				if (strncmp(line, expected, strlen(expected)) == 0)
+					read_only = strncmp(line + strcspn(line, " ") + 1, "r--s", 4) == 0;
+			if (maps)
+				fclose(maps);
+			if (!read_only) {
+				printf("FAIL the read-only view is not mapped r--s\n");
+				return 1;
+			}
 			return 0;
+		}
 		add(shared, &shared->child_adds);
 		queue_send(2, &round, sizeof(round));
 	}
@@ -251,7 +279,7 @@ int main(int argc, char **argv)
 	if (pid < 0)
 		fail("fork");
 	if (pid == 0)
-		return child(shared);
+		return child(counter_id, shared);
 
 	char temporary[4096];
 	snprintf(temporary, sizeof(temporary), "%s.tmp", argv[1]);

@@ -452,8 +452,8 @@ pub const SEMAPHORE_MAX: u16 = 32767;
 
 /// Checks an IPC namespace record: object IDs not negative and unique per
 /// kind, permission bits, semaphore values, message types, data file
-/// names, and sysctl names from [`IPC_SYSCTLS`] with values of digits and
-/// spaces.
+/// names, and sysctl names from [`IPC_SYSCTLS`] with values of digits,
+/// spaces and tabs.
 pub fn validate_ipc_namespace(ipc: &IpcNamespace, path: &Path) -> Result<(), ImageError> {
     let mut ids = HashSet::new();
     for segment in &ipc.shm {

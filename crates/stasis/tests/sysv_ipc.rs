@@ -122,6 +122,13 @@ fn sysv_ipc_restore_continues() {
 
     let restored = env.restore_detached(&image, workload.pid, &[]);
     env.track(child);
+    let child_maps = read_or_empty(Path::new(&format!("/proc/{child}/maps")));
+    assert!(
+        child_maps
+            .lines()
+            .any(|line| line.contains("/SYSV53540001") && line.contains(" r--s ")),
+        "the restored child lost its read-only attachment:\n{child_maps}"
+    );
     assert_eq!(
         children(restored),
         vec![child],

@@ -34,7 +34,7 @@ pub struct PageCounts {
 }
 
 /// Checks that every mapping can be saved and returns the image's VMA list.
-/// `ipc` holds the System V objects of the tree's own IPC namespace, or is
+/// `ipc` contains the System V objects of the tree's own IPC namespace, or is
 /// None when the tree shares the IPC namespace of stasis.
 pub fn describe(
     pid: i32,
@@ -132,7 +132,7 @@ pub fn describe(
 }
 
 /// Checks that `mapping`, an attachment of a System V shared memory
-/// segment, covers the whole of a segment that `ipc` holds. The kernel
+/// segment, covers the whole of a segment that `ipc` contains. The kernel
 /// names the segment's file after its key and gives it the segment ID as
 /// inode number.
 fn check_sysv_attachment(

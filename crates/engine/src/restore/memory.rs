@@ -282,6 +282,7 @@ fn attach_sysv_shm(remote: &mut RemoteProcess, vma: &Vma) -> Result<(), RestoreE
     let pid = remote.pid();
     let id = vma.file.as_ref().map(|file| file.ino).unwrap_or(u64::MAX);
     let has = |name: &str| vma.vm_flags.iter().any(|flag| flag == name);
+
     // The segment was attached read-only unless the mapping may be made
     // writable ("mw"); its current protection may be narrower, after
     // mprotect.
@@ -292,6 +293,7 @@ fn attach_sysv_shm(remote: &mut RemoteProcess, vma: &Vma) -> Result<(), RestoreE
     if vma.prot & libc::PROT_EXEC as u32 != 0 {
         flags |= stasis_linux::sysv::SHM_EXEC;
     }
+
     let got = remote
         .syscall(
             "shmat",
@@ -307,6 +309,7 @@ fn attach_sysv_shm(remote: &mut RemoteProcess, vma: &Vma) -> Result<(), RestoreE
             reason: format!("shmat placed segment {id} at {got:x}, not {:x}", vma.start),
         });
     }
+
     let mut attached = libc::PROT_READ as u32;
     if flags & stasis_linux::sysv::SHM_RDONLY == 0 {
         attached |= libc::PROT_WRITE as u32;

@@ -8,8 +8,9 @@
 //!    that each file is unchanged;
 //! 4. create the root with the recorded PID (clone3 with set_tid), in a
 //!    new IPC namespace if the image has one, then each other process from
-//!    its parent, in its session and group; zombies exit with their
-//!    recorded status; then the System V objects of the IPC namespace;
+//!    its parent, in its session and group. Zombies exit with their
+//!    recorded status. Then the System V objects of the IPC namespace are
+//!    created;
 //! 5. rebuild each process's address space, fds, limits, signals, threads
 //!    and credentials with system calls run inside it, while another thread
 //!    hashes the data files;
