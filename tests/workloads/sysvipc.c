@@ -35,6 +35,10 @@
  * killed:
  * - attach-only: only one IPC_PRIVATE segment, attached and removed, in
  *   the IPC namespace the program starts in;
+ * - forced: sets kernel.shm_rmid_forced to 1, then creates the
+ *   unattached segment without ever attaching it, because with that
+ *   setting the last detach removes a segment. This mode idles too, but
+ *   a checkpoint must accept it;
  * - undo: the objects above, and a semop with SEM_UNDO by the parent;
  * - child-namespace: the objects above, and a child that moves to an IPC
  *   namespace of its own (unshare CLONE_NEWIPC);
@@ -190,6 +194,14 @@ int main(int argc, char **argv)
 	}
 	const char *mode = argc == 4 ? argv[3] : "";
 
+	if (strcmp(mode, "forced") == 0) {
+		FILE *sysctl = fopen("/proc/sys/kernel/shm_rmid_forced", "w");
+		if (!sysctl || fputs("1\n", sysctl) < 0 || fclose(sysctl) != 0)
+			fail("setting shm_rmid_forced");
+		if (shmget(UNATTACHED_KEY, PATTERN_SIZE, IPC_CREAT | IPC_EXCL | 0604) < 0)
+			fail("unattached segment");
+		idle(argv[1]);
+	}
 	if (strcmp(mode, "attach-only") == 0) {
 		int id = shmget(IPC_PRIVATE, 4096, 0600);
 		if (id < 0 || shmat(id, NULL, 0) == (void *)-1 || shmctl(id, IPC_RMID, NULL) != 0)

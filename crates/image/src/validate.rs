@@ -451,19 +451,19 @@ pub const IPC_SYSCTLS: [&str; 8] = [
 pub const SEMAPHORE_MAX: u16 = 32767;
 
 /// Checks an IPC namespace record: object IDs not negative and unique per
-/// kind, permission bits, semaphore values, message types, data file
+/// kind, keys other than IPC_PRIVATE unique per kind, permission bits, semaphore values, message types, data file
 /// names, and sysctl names from [`IPC_SYSCTLS`] with values of digits,
 /// spaces and tabs.
 pub fn validate_ipc_namespace(ipc: &IpcNamespace, path: &Path) -> Result<(), ImageError> {
-    let mut ids = HashSet::new();
+    let mut seen = Default::default();
     for segment in &ipc.shm {
-        check_ipc_perms(&segment.perms, "shared memory segment", &mut ids, path)?;
+        check_ipc_perms(&segment.perms, "shared memory segment", &mut seen, path)?;
         check_file_name(&segment.contents, path)?;
     }
 
-    let mut ids = HashSet::new();
+    let mut seen = Default::default();
     for set in &ipc.semaphores {
-        check_ipc_perms(&set.perms, "semaphore set", &mut ids, path)?;
+        check_ipc_perms(&set.perms, "semaphore set", &mut seen, path)?;
         if set.values.is_empty() {
             return Err(ImageError::invalid(
                 path,
@@ -481,9 +481,9 @@ pub fn validate_ipc_namespace(ipc: &IpcNamespace, path: &Path) -> Result<(), Ima
         }
     }
 
-    let mut ids = HashSet::new();
+    let mut seen = Default::default();
     for queue in &ipc.queues {
-        check_ipc_perms(&queue.perms, "message queue", &mut ids, path)?;
+        check_ipc_perms(&queue.perms, "message queue", &mut seen, path)?;
         if let Some(message) = queue.messages.iter().find(|message| message.mtype < 1) {
             return Err(ImageError::invalid(
                 path,
@@ -532,12 +532,25 @@ pub fn validate_ipc_namespace(ipc: &IpcNamespace, path: &Path) -> Result<(), Ima
     Ok(())
 }
 
+/// Checks the ID and mode of one object, and that no earlier object of its
+/// kind has its ID or, unless it is IPC_PRIVATE (0), its key. `seen` holds
+/// the IDs and keys of the earlier objects.
 fn check_ipc_perms(
     perms: &IpcPerms,
     what: &str,
-    ids: &mut HashSet<i32>,
+    seen: &mut (HashSet<i32>, HashSet<i32>),
     path: &Path,
 ) -> Result<(), ImageError> {
+    let (ids, keys) = seen;
+    if perms.key != 0 && !keys.insert(perms.key) {
+        return Err(ImageError::invalid(
+            path,
+            format!(
+                "{what} {} has key {:#x}, which an earlier {what} has",
+                perms.id, perms.key
+            ),
+        ));
+    }
     if perms.id < 0 {
         return Err(ImageError::invalid(
             path,

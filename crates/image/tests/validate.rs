@@ -287,6 +287,11 @@ fn ipc_namespace_invalid() {
             ipc.shm.push(ipc.shm[0].clone())
         }),
         ("file name", |ipc| ipc.shm[0].contents = "../x".to_string()),
+        ("key 0x1234, which an earlier", |ipc| {
+            let mut second = ipc.shm[0].clone();
+            second.perms.id = 1;
+            ipc.shm.push(second);
+        }),
         ("permission bits only", |ipc| {
             ipc.semaphores[0].perms.mode = 0o4755
         }),

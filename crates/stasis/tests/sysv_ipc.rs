@@ -368,3 +368,111 @@ fn sysv_ipc_restore_rejects_missing_record() {
         workload.pid
     );
 }
+
+/// Returns the output of `ipcs -m` run in the IPC namespace of `pid`.
+fn shm_segments_of(pid: Pid) -> String {
+    let output = Command::new("nsenter")
+        .arg(format!("--ipc=/proc/{pid}/ns/ipc"))
+        .args(["ipcs", "-m"])
+        .output()
+        .expect("run nsenter ipcs");
+    assert!(
+        output.status.success(),
+        "nsenter ipcs failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn sysv_ipc_keeps_unattached_when_forced() {
+    let Some(env) = TestEnv::new("sysv_ipc_keeps_unattached_when_forced") else {
+        return;
+    };
+    // With shm_rmid_forced set, detaching the last attachment removes a
+    // segment, so the dump must not copy the unattached one through an
+    // attachment of its own.
+    let workload = Workload::start(&env, Some("forced"), true);
+    let image = env.path("image-running");
+    env.dump(workload.pid, &image, &["--leave-running"]);
+    let segments = shm_segments_of(workload.pid);
+    assert!(
+        segments.contains("0x53540004"),
+        "the dump removed the unattached segment:\n{segments}"
+    );
+
+    let image = env.path("image");
+    env.dump_and_reap(workload.pid, &image);
+    let restored = env.restore_detached(&image, workload.pid, &[]);
+    let segments = shm_segments_of(restored);
+    assert!(
+        segments.contains("0x53540004"),
+        "the restore lost the unattached segment:\n{segments}"
+    );
+}
+
+#[test]
+fn sysv_ipc_failed_restore_leaves_nothing() {
+    let Some(env) = TestEnv::new("sysv_ipc_failed_restore_leaves_nothing") else {
+        return;
+    };
+    let workload = Workload::start(&env, None, true);
+    let child = children(workload.pid)[0];
+    let image = env.path("image");
+    env.dump_and_reap(workload.pid, &image);
+
+    // A set of 40000 semaphores is valid in the image, but more than the
+    // saved limit semmsl (32000) allows, so semget fails after the tree
+    // and the first objects exist.
+    let record = image.join("ipc");
+    let json = stasis_with_input(
+        &["image", "decode", record.to_str().expect("UTF-8 path")],
+        b"",
+    );
+    let mut ipc: serde_json::Value = serde_json::from_slice(&json).expect("ipc JSON");
+    assert_eq!(ipc["sysctls"][7]["name"], "sem", "{ipc}");
+    ipc["sysctls"][7]["value"] = "32000\t1024000000\t500\t32000".into();
+    ipc["semaphores"][0]["values"] = serde_json::json!(vec![1; 40000]);
+    let encoded = stasis_with_input(
+        &["image", "encode", "ipc-namespace"],
+        ipc.to_string().as_bytes(),
+    );
+    std::fs::write(&record, &encoded).expect("write the ipc record");
+
+    let manifest_path = image.join("manifest");
+    let json = stasis_with_input(
+        &[
+            "image",
+            "decode",
+            manifest_path.to_str().expect("UTF-8 path"),
+        ],
+        b"",
+    );
+    let mut manifest: serde_json::Value = serde_json::from_slice(&json).expect("manifest JSON");
+    for entry in manifest["files"].as_array_mut().expect("file list") {
+        if entry["name"] == "ipc" {
+            entry["size"] = encoded.len().into();
+            entry["blake3"] = blake3::hash(&encoded).to_hex().to_string().into();
+        }
+    }
+    let encoded = stasis_with_input(
+        &["image", "encode", "manifest"],
+        manifest.to_string().as_bytes(),
+    );
+    std::fs::write(&manifest_path, encoded).expect("write the manifest");
+
+    let image_text = image.to_str().expect("UTF-8 path");
+    let run = env.stasis(&["restore", "-D", image_text, "-d"]);
+    env.track_if_child(workload.pid);
+    assert!(!run.success(), "restore succeeded:\n{run}");
+    assert!(
+        run.stderr.contains("creating System V semaphore set"),
+        "the restore error does not name the semaphore set:\n{run}"
+    );
+    for pid in [workload.pid, child] {
+        assert!(
+            wait_pid_free(pid, WAIT_TIMEOUT),
+            "process {pid} is left after the failed restore"
+        );
+    }
+}

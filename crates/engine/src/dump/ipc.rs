@@ -151,13 +151,44 @@ pub fn save(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpError
 /// namespace.
 fn save_objects(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpError> {
     let mut ipc = IpcNamespace::default();
-    let failed = |what: String| {
-        move |source: LinuxError| DumpError::Unsupported {
-            pid,
-            reason: format!("reading {what} of its IPC namespace failed: {source}"),
-        }
-    };
+    for name in stasis_image::validate::IPC_SYSCTLS {
+        ipc.sysctls.push(IpcSysctl {
+            name: name.to_owned(),
+            value: read_sysctl(name)?.trim_end().to_owned(),
+        });
+    }
 
+    // With shm_rmid_forced set, the kernel destroys a segment when its last
+    // attachment goes, so the copy of a segment that no process attaches
+    // would destroy it. The setting is off while the segments are copied.
+    let forced = ipc
+        .sysctls
+        .iter()
+        .find(|sysctl| sysctl.name == "shm_rmid_forced" && sysctl.value != "0")
+        .map(|sysctl| sysctl.value.clone());
+    if forced.is_some() {
+        write_sysctl("shm_rmid_forced", "0")?;
+    }
+    let saved = save_shm(pid, image, &mut ipc);
+    if let Some(value) = &forced {
+        write_sysctl("shm_rmid_forced", value)?;
+    }
+    saved?;
+    save_semaphores_and_queues(pid, &mut ipc)?;
+    Ok(ipc)
+}
+
+fn failed(pid: i32, what: String) -> impl FnOnce(LinuxError) -> DumpError {
+    move |source: LinuxError| DumpError::Unsupported {
+        pid,
+        reason: format!("reading {what} of its IPC namespace failed: {source}"),
+    }
+}
+
+/// Saves every shared memory segment, writing its contents as a file data
+/// file.
+fn save_shm(pid: i32, image: &mut ImageWriter, ipc: &mut IpcNamespace) -> Result<(), DumpError> {
+    let failed = |what: String| failed(pid, what);
     for id in sysv::shm_ids().map_err(failed("the shared memory segments".into()))? {
         let what = format!("shared memory segment {id}");
         let ds = sysv::shm_stat(id).map_err(failed(what.clone()))?;
@@ -174,7 +205,13 @@ fn save_objects(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpE
             locked: ds.perm.mode & sysv::SHM_LOCKED != 0,
         });
     }
+    Ok(())
+}
 
+/// Saves every semaphore set with its values and every message queue with
+/// its messages.
+fn save_semaphores_and_queues(pid: i32, ipc: &mut IpcNamespace) -> Result<(), DumpError> {
+    let failed = |what: String| failed(pid, what);
     for id in sysv::sem_ids().map_err(failed("the semaphore sets".into()))? {
         let what = format!("semaphore set {id}");
         let ds = sysv::sem_stat(id).map_err(failed(what.clone()))?;
@@ -202,18 +239,19 @@ fn save_objects(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpE
         });
     }
 
-    for name in stasis_image::validate::IPC_SYSCTLS {
-        let path = PathBuf::from(format!("/proc/sys/kernel/{name}"));
-        let value = std::fs::read_to_string(&path).map_err(|source| DumpError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        ipc.sysctls.push(IpcSysctl {
-            name: name.to_owned(),
-            value: value.trim_end().to_owned(),
-        });
-    }
-    Ok(ipc)
+    Ok(())
+}
+
+/// Reads /proc/sys/kernel/`name` of the calling thread's IPC namespace.
+fn read_sysctl(name: &str) -> Result<String, DumpError> {
+    let path = PathBuf::from(format!("/proc/sys/kernel/{name}"));
+    std::fs::read_to_string(&path).map_err(|source| DumpError::Io { path, source })
+}
+
+/// Writes /proc/sys/kernel/`name` of the calling thread's IPC namespace.
+fn write_sysctl(name: &str, value: &str) -> Result<(), DumpError> {
+    let path = PathBuf::from(format!("/proc/sys/kernel/{name}"));
+    std::fs::write(&path, value).map_err(|source| DumpError::Io { path, source })
 }
 
 fn perms(id: i32, perm: &IpcPerm) -> IpcPerms {

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use stasis_image::{Image, IpcNamespace, IpcPerms, MemoryMap, RecordKind, VmaKind};
 use stasis_linux::{sysv, LinuxError};
 
+use tracing::warn;
+
 use crate::error::RestoreError;
 
 /// Reads the IPC namespace record, if the image has one, and checks it
@@ -118,6 +120,18 @@ fn in_namespace<T: Send>(
 /// root), with its ID, key, owner, mode and contents.
 pub fn create(pid: i32, ipc: &IpcNamespace, image: &Image) -> Result<(), RestoreError> {
     in_namespace(pid, || {
+        // The saved limits apply while the objects are created, such as a
+        // raised semmsl for a large semaphore set. shm_rmid_forced waits
+        // for finish(), because with it a segment goes away when stasis
+        // detaches it after filling it in.
+        for sysctl in ipc
+            .sysctls
+            .iter()
+            .filter(|sysctl| sysctl.name != "shm_rmid_forced")
+        {
+            write_sysctl(&sysctl.name, &sysctl.value)?;
+        }
+
         for segment in &ipc.shm {
             let perms = &segment.perms;
             let what = format!("shared memory segment {}", perms.id);
@@ -146,18 +160,19 @@ pub fn create(pid: i32, ipc: &IpcNamespace, image: &Image) -> Result<(), Restore
         }
 
         // A queue may allow more bytes than msgmnb if a process with
-        // CAP_SYS_RESOURCE raised it. Raising msgmnb for the creation needs
-        // no such capability here; finish() sets the saved value.
-        if let Some(largest) = ipc.queues.iter().map(|queue| queue.max_bytes).max() {
-            let current = read_sysctl("msgmnb")?;
-            if current
-                .trim()
-                .parse::<u64>()
-                .is_ok_and(|limit| limit < largest)
-            {
-                write_sysctl("msgmnb", &largest.to_string())?;
-            }
-        }
+        // CAP_SYS_RESOURCE raised it, and a message may be longer than
+        // msgmax if msgmax was lowered after it was sent. Raising the limits
+        // for the creation needs no such capability; finish() sets the
+        // saved values.
+        let largest_queue = ipc.queues.iter().map(|queue| queue.max_bytes).max();
+        let largest_message = ipc
+            .queues
+            .iter()
+            .flat_map(|queue| &queue.messages)
+            .map(|message| message.data.0.len() as u64)
+            .max();
+        raise_limit("msgmnb", largest_queue)?;
+        raise_limit("msgmax", largest_message)?;
         for queue in &ipc.queues {
             let perms = &queue.perms;
             let what = format!("message queue {}", perms.id);
@@ -186,14 +201,38 @@ pub fn finish(pid: i32, ipc: &IpcNamespace) -> Result<(), RestoreError> {
             let what = format!("shared memory segment {}", segment.perms.id);
             sysv::shm_remove(segment.perms.id).map_err(failed(pid, &what))?;
         }
-        // shm_rmid_forced goes last: setting it to 1 removes every segment
-        // that no process has attached.
         let (forced, others): (Vec<_>, Vec<_>) = ipc
             .sysctls
             .iter()
             .partition(|sysctl| sysctl.name == "shm_rmid_forced");
-        for sysctl in others.into_iter().chain(forced) {
+        for sysctl in others {
             write_sysctl(&sysctl.name, &sysctl.value)?;
+        }
+
+        // Setting shm_rmid_forced removes every segment that no process
+        // attaches and whose creator has exited. stasis created every
+        // segment, from a thread that has exited, so the setting is only
+        // restored when no segment is left unattached.
+        let Some(forced) = forced.first() else {
+            return Ok(());
+        };
+        let mut unattached = Vec::new();
+        for segment in &ipc.shm {
+            let id = segment.perms.id;
+            let what = format!("shared memory segment {id}");
+            if sysv::shm_stat(id).map_err(failed(pid, &what))?.nattch == 0 {
+                unattached.push(id);
+            }
+        }
+        if forced.value == "0" || unattached.is_empty() {
+            write_sysctl(&forced.name, &forced.value)?;
+        } else {
+            warn!(
+                pid,
+                segments = ?unattached,
+                "shm_rmid_forced stays 0 in the restored IPC namespace, because setting it \
+                 would remove the segments that no process attaches"
+            );
         }
         Ok(())
     })
@@ -239,6 +278,22 @@ fn write_sysctl(name: &str, value: &str) -> Result<(), RestoreError> {
         path: format!("{} (writing {value:?})", path.display()),
         source,
     })
+}
+
+/// Raises the limit /proc/sys/kernel/`name` to `needed` if it is lower.
+fn raise_limit(name: &str, needed: Option<u64>) -> Result<(), RestoreError> {
+    let Some(needed) = needed else {
+        return Ok(());
+    };
+    let current = read_sysctl(name)?;
+    if current
+        .trim()
+        .parse::<u64>()
+        .is_ok_and(|limit| limit < needed)
+    {
+        write_sysctl(name, &needed.to_string())?;
+    }
+    Ok(())
 }
 
 fn read_sysctl(name: &str) -> Result<String, RestoreError> {
