@@ -30,16 +30,17 @@
  * IDs it saw at the start, and prints "OK rounds=N counter=C" (or "FAIL
  * reason") and exits 0 only on success.
  *
- * A MODE sets up something that a checkpoint must reject, and then the
- * parent only counts rounds of 1 ms sleeps into STATUS_FILE until it is
- * killed:
+ * A MODE sets up a special case, and then the parent only counts rounds
+ * of 1 ms sleeps into STATUS_FILE until it is killed. A checkpoint must
+ * reject attach-only, child-namespace and partial, and accept the others:
  * - attach-only: only one IPC_PRIVATE segment, attached and removed, in
  *   the IPC namespace the program starts in;
  * - forced: sets kernel.shm_rmid_forced to 1, then creates the
  *   unattached segment without ever attaching it, because with that
  *   setting the last detach removes a segment. This mode idles too, but
- *   a checkpoint must accept it;
- * - undo: the objects above, and a semop with SEM_UNDO by the parent;
+ *   a checkpoint must keep that segment;
+ * - undo: the objects above, and a semop with SEM_UNDO by the parent,
+ *   whose undo list a checkpoint cannot save and warns about;
  * - child-namespace: the objects above, and a child that moves to an IPC
  *   namespace of its own (unshare CLONE_NEWIPC);
  * - partial: the objects above, and the second page of the removed

@@ -401,19 +401,57 @@ pub fn shm_remove(id: i32) -> Result<()> {
     .map(drop)
 }
 
-/// Returns whether process `pid` has a System V semaphore undo list, which
-/// it gets from its first semop with SEM_UNDO (or shares with the process
-/// that created it with CLONE_SYSVSEM). The calling process must have none:
-/// kcmp(KCMP_SYSVSEM) compares the two lists. A kernel without System V
-/// IPC has no undo lists, and its kcmp fails with EOPNOTSUPP.
-pub fn has_sem_undo(pid: i32) -> Result<bool> {
+/// Returns, for each process of `pids`, whether it has a System V
+/// semaphore undo list. A process gets one from its first semop with
+/// SEM_UNDO, or shares it with the process that created it with
+/// CLONE_SYSVSEM, which pthread_create passes; creating a thread makes the
+/// list if there is none yet.
+///
+/// kcmp(KCMP_SYSVSEM) only compares the lists of two processes, so each
+/// process is compared with a reference that has none: a child forked for
+/// the purpose, which exits at once and stays a zombie until the
+/// comparisons are done. stasis itself cannot be the reference, because
+/// its own threads gave it a list. A kernel without System V IPC has no
+/// undo lists, and its kcmp fails with EOPNOTSUPP.
+pub fn have_sem_undo(pids: &[i32]) -> Result<Vec<bool>> {
     const KCMP_SYSVSEM: i32 = 6;
-    // SAFETY: kcmp takes only integer arguments.
-    let ret = unsafe { libc::syscall(libc::SYS_kcmp, pid, libc::getpid(), KCMP_SYSVSEM, 0, 0) };
-    if ret < 0 && Errno::last() == Errno::EOPNOTSUPP {
-        return Ok(false);
+    // SAFETY: the child only calls _exit, which is async-signal-safe.
+    let reference = unsafe { libc::fork() };
+    if reference < 0 {
+        return Err(LinuxError::Syscall {
+            op: "fork",
+            errno: Errno::last(),
+        });
     }
-    Ok(check("kcmp(KCMP_SYSVSEM)", ret)? != 0)
+    if reference == 0 {
+        // SAFETY: _exit ends the child without running any handler.
+        unsafe { libc::_exit(0) };
+    }
+
+    let mut result = Ok(Vec::with_capacity(pids.len()));
+    for &pid in pids {
+        // SAFETY: kcmp takes only integer arguments.
+        let ret = unsafe { libc::syscall(libc::SYS_kcmp, pid, reference, KCMP_SYSVSEM, 0, 0) };
+        let has = if ret < 0 && Errno::last() == Errno::EOPNOTSUPP {
+            Ok(false)
+        } else {
+            check("kcmp(KCMP_SYSVSEM)", ret).map(|order| order != 0)
+        };
+        match (&mut result, has) {
+            (Ok(list), Ok(has)) => list.push(has),
+            (Ok(_), Err(error)) => {
+                result = Err(error);
+                break;
+            }
+            (Err(_), _) => break,
+        }
+    }
+
+    let mut status = 0;
+    // SAFETY: waitpid on the child forked above, with a valid status
+    // pointer.
+    unsafe { libc::waitpid(reference, &mut status, 0) };
+    result
 }
 
 /// Locks segment `id` in memory (SHM_LOCK), as a process did that had

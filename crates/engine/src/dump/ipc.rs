@@ -15,6 +15,7 @@ use stasis_image::{
 };
 use stasis_linux::sysv::{self, IpcPerm};
 use stasis_linux::LinuxError;
+use tracing::warn;
 
 use crate::dump::tree::Member;
 use crate::error::{DumpError, DumpStep};
@@ -65,24 +66,32 @@ pub fn check_threads(pid: i32, namespace: &Path) -> Result<(), DumpError> {
     Ok(())
 }
 
-/// Rejects a process with a System V semaphore undo list (from a semop
-/// with SEM_UNDO). The kernel does not show the adjustments in the list,
-/// so they cannot be saved, and a restored process that exits would no
-/// longer revert its operations.
-pub fn check_sem_undo(members: &[Member]) -> Result<(), DumpError> {
-    for member in members {
-        let Member::Live(frozen) = member else {
-            continue;
-        };
-        let pid = frozen.pid;
-        if sysv::has_sem_undo(pid).step(pid, "comparing semaphore undo lists")? {
-            return Err(DumpError::Unsupported {
+/// Warns about each process with a System V semaphore undo list, whose
+/// adjustments the image loses: the kernel does not show them. A restored
+/// process that exits no longer reverts the semop calls it made with
+/// SEM_UNDO before the dump.
+///
+/// A process gets an undo list from its first semop with SEM_UNDO, but
+/// also, empty, from creating a thread (CLONE_SYSVSEM), and kcmp shows
+/// only whether the list exists. So the list cannot be told apart from
+/// SEM_UNDO use, and it is reported rather than rejected.
+pub fn warn_sem_undo(members: &[Member]) -> Result<(), DumpError> {
+    let pids: Vec<i32> = members
+        .iter()
+        .filter_map(|member| match member {
+            Member::Live(frozen) => Some(frozen.pid),
+            Member::Zombie(_) => None,
+        })
+        .collect();
+    let lists = sysv::have_sem_undo(&pids).step(pids[0], "comparing semaphore undo lists")?;
+    for (pid, has_list) in pids.into_iter().zip(lists) {
+        if has_list {
+            warn!(
                 pid,
-                reason: "it has System V semaphore undo state (semop with SEM_UNDO), \
-                         which the kernel does not show and stasis cannot save; \
-                         use semop without SEM_UNDO"
-                    .into(),
-            });
+                "the process has a System V semaphore undo list (from semop with SEM_UNDO, \
+                 or created with its threads); its adjustments are not saved, so after \
+                 restore its exit no longer reverts semop calls made with SEM_UNDO before the dump"
+            );
         }
     }
     Ok(())

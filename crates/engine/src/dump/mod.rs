@@ -8,8 +8,7 @@
 //!    stasis, and the IPC namespace of the root, which may be its own;
 //! 2. reject what the image cannot hold: processes sharing resources
 //!    without being threads, pipes or Unix sockets connected outside the
-//!    tree, semaphore undo lists; save the System V objects of the tree's
-//!    own IPC namespace;
+//!    tree; save the System V objects of the tree's own IPC namespace;
 //! 3. for each process, run system calls inside it to read what /proc
 //!    does not show (signal dispositions, sigaltstack, timers, brk …), then
 //!    save its fds, mappings and private pages and its process record;
@@ -232,11 +231,13 @@ fn write_image(
 ) -> Result<(Manifest, DumpSummary), DumpError> {
     tree::check_shared_resources(members)?;
     tree::check_pipe_peers(members)?;
-    ipc::check_sem_undo(members)?;
     let ipc = match ipc_namespace {
         Some(namespace) => {
             ipc::check_no_outside_users(members, namespace)?;
             let ipc = ipc::save(options.pid, image)?;
+            if !ipc.semaphores.is_empty() {
+                ipc::warn_sem_undo(members)?;
+            }
             image.write_record(stasis_image::format::IPC_NAMESPACE_FILE_NAME, &ipc)?;
             info!(
                 pid = options.pid,
