@@ -284,7 +284,9 @@ fn ipc_namespace_invalid() {
     let cases: Vec<Case<IpcNamespace>> = vec![
         ("invalid ID -1", |ipc| ipc.shm[0].perms.id = -1),
         ("segment 32768 is listed twice", |ipc| {
-            ipc.shm.push(ipc.shm[0].clone())
+            let mut second = ipc.shm[0].clone();
+            second.perms.key = 0;
+            ipc.shm.push(second);
         }),
         ("file name", |ipc| ipc.shm[0].contents = "../x".to_string()),
         ("key 0x1234, which an earlier", |ipc| {
