@@ -12,7 +12,7 @@
  *   the lock (1 when free), 1 stays 7;
  * - a message queue (key 0x53540003, mode 0620, msg_qbytes 12000): the
  *   parent sends round N as a type 1 message, the child adds to the counter
- *   and answers with type 2 and the same N; at the start the parent also
+ *   and replies with type 2 and the same N; at the start the parent also
  *   queues 5 type 3 messages of different lengths that stay queued until
  *   the end;
  * - segment "unattached" (key 0x53540004), filled with a pattern, then
@@ -128,7 +128,7 @@ static char pattern_byte(int seed, size_t index)
 }
 
 /*
- * Answers rounds until round 0. The child also attaches the counter
+ * Replies to rounds until round 0. The child also attaches the counter
  * segment read-only, and at the end checks that this view shows what the
  * writable one shows and is still mapped read-only.
  */

@@ -450,8 +450,9 @@ pub const IPC_SYSCTLS: [&str; 8] = [
 /// Largest value of one System V semaphore (SEMVMX in the kernel).
 pub const SEMAPHORE_MAX: u16 = 32767;
 
-/// Checks an IPC namespace record: object IDs not negative and unique per
-/// kind, keys other than IPC_PRIVATE unique per kind, permission bits, semaphore values, message types, data file
+/// Checks an IPC namespace record. Object IDs must not be negative and,
+/// like keys other than IPC_PRIVATE, unique per kind. Also checks the
+/// permission bits, semaphore values, message types, data file
 /// names, and sysctl names from [`IPC_SYSCTLS`] with values of digits,
 /// spaces and tabs.
 pub fn validate_ipc_namespace(ipc: &IpcNamespace, path: &Path) -> Result<(), ImageError> {
@@ -533,8 +534,8 @@ pub fn validate_ipc_namespace(ipc: &IpcNamespace, path: &Path) -> Result<(), Ima
 }
 
 /// Checks the ID and mode of one object, and that no earlier object of its
-/// kind has its ID or, unless it is IPC_PRIVATE (0), its key. `seen` holds
-/// the IDs and keys of the earlier objects.
+/// kind has its ID or, unless it is IPC_PRIVATE (0), its key. `seen`
+/// contains the IDs and keys of the earlier objects.
 fn check_ipc_perms(
     perms: &IpcPerms,
     what: &str,

@@ -404,8 +404,8 @@ pub fn shm_remove(id: i32) -> Result<()> {
 /// Returns, for each process of `pids`, whether it has a System V
 /// semaphore undo list. A process gets one from its first semop with
 /// SEM_UNDO, or shares it with the process that created it with
-/// CLONE_SYSVSEM, which pthread_create passes; creating a thread makes the
-/// list if there is none yet.
+/// CLONE_SYSVSEM. pthread_create passes that flag, and creating a thread
+/// makes the list if there is none yet.
 ///
 /// kcmp(KCMP_SYSVSEM) only compares the lists of two processes, so each
 /// process is compared with a reference that has none: a child forked for

@@ -73,8 +73,8 @@ pub fn check_threads(pid: i32, namespace: &Path) -> Result<(), DumpError> {
 ///
 /// A process gets an undo list from its first semop with SEM_UNDO, but
 /// also, empty, from creating a thread (CLONE_SYSVSEM), and kcmp shows
-/// only whether the list exists. So the list cannot be told apart from
-/// SEM_UNDO use, and it is reported rather than rejected.
+/// only whether the list exists. So a list does not prove SEM_UNDO use,
+/// and it is reported rather than rejected.
 pub fn warn_sem_undo(members: &[Member]) -> Result<(), DumpError> {
     let pids: Vec<i32> = members
         .iter()
@@ -139,6 +139,9 @@ pub fn check_no_outside_users(members: &[Member], namespace: &Path) -> Result<()
 
 /// Saves every System V object of the IPC namespace of `pid` and the
 /// namespace's IPC limits, writing segment contents as file data files.
+// NOTE: POSIX message queues also belong to the IPC namespace. One that a
+// process has open is rejected with its fd, but one that no process has
+// open is not seen and is lost.
 pub fn save(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpError> {
     std::thread::scope(|scope| {
         scope
@@ -196,6 +199,8 @@ fn failed(pid: i32, what: String) -> impl FnOnce(LinuxError) -> DumpError {
 
 /// Saves every shared memory segment, writing its contents as a file data
 /// file.
+// NOTE: IPC_STAT does not show SHM_HUGETLB, so a huge-page segment is
+// saved, and restored, as an ordinary one.
 fn save_shm(pid: i32, image: &mut ImageWriter, ipc: &mut IpcNamespace) -> Result<(), DumpError> {
     let failed = |what: String| failed(pid, what);
     for id in sysv::shm_ids().map_err(failed("the shared memory segments".into()))? {
