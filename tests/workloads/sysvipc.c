@@ -32,7 +32,8 @@
  *
  * A MODE sets up a special case, and then the parent only counts rounds
  * of 1 ms sleeps into STATUS_FILE until it is killed. A checkpoint must
- * reject attach-only, child-namespace and partial, and accept the others:
+ * reject attach-only, child-namespace, partial and posix-queue, and
+ * accept the others:
  * - attach-only: only one IPC_PRIVATE segment, attached and removed, in
  *   the IPC namespace the program starts in;
  * - forced: sets kernel.shm_rmid_forced to 1, then creates the
@@ -44,10 +45,13 @@
  * - child-namespace: the objects above, and a child that moves to an IPC
  *   namespace of its own (unshare CLONE_NEWIPC);
  * - partial: the objects above, and the second page of the removed
- *   segment unmapped, so only part of it stays attached.
+ *   segment unmapped, so only part of it stays attached;
+ * - posix-queue: only a POSIX message queue, kept open.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +199,11 @@ int main(int argc, char **argv)
 	}
 	const char *mode = argc == 4 ? argv[3] : "";
 
+	if (strcmp(mode, "posix-queue") == 0) {
+		if (mq_open("/stasis-test", O_CREAT | O_RDWR, 0600, NULL) == (mqd_t)-1)
+			fail("mq_open");
+		idle(argv[1]);
+	}
 	if (strcmp(mode, "forced") == 0) {
 		FILE *sysctl = fopen("/proc/sys/kernel/shm_rmid_forced", "w");
 		if (!sysctl || fputs("1\n", sysctl) < 0 || fclose(sysctl) != 0)

@@ -1,8 +1,8 @@
 //! Dump and restore of a tree in its own IPC namespace that works through
 //! System V shared memory, semaphores and message queues. Other tests
 //! cover the dumps that must be rejected: SysV memory attached in the IPC
-//! namespace of stasis, a child in another IPC namespace, and a partly
-//! unmapped attachment. A semaphore undo list is saved without its
+//! namespace of stasis, a child in another IPC namespace, a partly
+//! unmapped attachment and an open POSIX message queue. A semaphore undo list is saved without its
 //! adjustments, with a warning.
 //!
 //! The workload `sysvipc` checks its own objects at the end (see
@@ -288,6 +288,17 @@ fn sysv_ipc_rejects_child_namespace() {
         (ipc_namespace(child) != ipc_namespace(workload.pid)).then_some(())
     });
     assert_dump_rejected(&env, &workload, "stasis saves one IPC namespace per tree");
+}
+
+#[test]
+fn sysv_ipc_rejects_posix_queue() {
+    let Some(env) = TestEnv::new("sysv_ipc_rejects_posix_queue") else {
+        return;
+    };
+    // An mqueue file looks like a regular file to stat, but restore could
+    // not open it by its path.
+    let workload = Workload::start(&env, Some("posix-queue"), true);
+    assert_dump_rejected(&env, &workload, "is a POSIX message queue");
 }
 
 #[test]

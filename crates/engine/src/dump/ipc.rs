@@ -140,8 +140,8 @@ pub fn check_no_outside_users(members: &[Member], namespace: &Path) -> Result<()
 /// Saves every System V object of the IPC namespace of `pid` and the
 /// namespace's IPC limits, writing segment contents as file data files.
 // NOTE: POSIX message queues also belong to the IPC namespace. One that a
-// process has open is rejected with its fd, but one that no process has
-// open is not seen and is lost.
+// process has open is rejected with its fd (files.rs), but one that no
+// process has open is not seen and is lost.
 pub fn save(pid: i32, image: &mut ImageWriter) -> Result<IpcNamespace, DumpError> {
     std::thread::scope(|scope| {
         scope
