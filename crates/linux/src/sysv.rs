@@ -221,42 +221,53 @@ pub fn msg_stat(id: i32) -> Result<MsgDs> {
     Ok(ds)
 }
 
-/// Copies the `len` bytes of shared memory segment `id`, by attaching it
-/// read-only to the calling process for the duration of the copy.
-pub fn shm_read(id: i32, len: usize) -> Result<Vec<u8>> {
+/// Attaches shared memory segment `id` to the calling process, read-only
+/// unless `writable`, and returns the address.
+fn attach(id: i32, writable: bool) -> Result<*mut u8> {
+    let flags = if writable { 0 } else { SHM_RDONLY };
     // SAFETY: shmat with a null address lets the kernel pick a free range.
-    let addr = unsafe { libc::shmat(id, std::ptr::null(), SHM_RDONLY) };
+    let addr = unsafe { libc::shmat(id, std::ptr::null(), flags) };
     if addr as isize == -1 {
         return Err(LinuxError::Syscall {
             op: "shmat",
             errno: Errno::last(),
         });
     }
-    // SAFETY: the segment is mapped at addr for at least `len` bytes (its
-    // size) and is detached right after the copy.
-    let contents = unsafe { std::slice::from_raw_parts(addr as *const u8, len).to_vec() };
-    // SAFETY: addr is the attachment made above.
-    unsafe { libc::shmdt(addr) };
-    Ok(contents)
+    Ok(addr as *mut u8)
 }
 
-/// Overwrites the first `data.len()` bytes of shared memory segment `id`.
-pub fn shm_write(id: i32, data: &[u8]) -> Result<()> {
-    // SAFETY: shmat with a null address lets the kernel pick a free range.
-    let addr = unsafe { libc::shmat(id, std::ptr::null(), 0) };
-    if addr as isize == -1 {
-        return Err(LinuxError::Syscall {
-            op: "shmat",
-            errno: Errno::last(),
-        });
-    }
-    // SAFETY: the caller created the segment with at least data.len()
-    // bytes; it is writable and detached right after the copy.
-    unsafe {
-        std::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len());
-        libc::shmdt(addr);
-    }
-    Ok(())
+/// Runs `read` on the first `len` bytes of shared memory segment `id`,
+/// which is attached read-only to the calling process for the call. `len`
+/// must not exceed the segment's size, and no process may write to the
+/// segment meanwhile.
+pub fn with_shm_contents<T>(id: i32, len: usize, read: impl FnOnce(&[u8]) -> T) -> Result<T> {
+    let addr = attach(id, false)?;
+    // SAFETY: the segment is mapped at addr for at least `len` bytes, the
+    // caller guarantees that nothing writes to it, and it is detached only
+    // after `read` returns.
+    let result = read(unsafe { std::slice::from_raw_parts(addr, len) });
+    // SAFETY: addr is the attachment made above.
+    unsafe { libc::shmdt(addr as *const libc::c_void) };
+    Ok(result)
+}
+
+/// Runs `fill` on the first `len` bytes of shared memory segment `id`,
+/// which is attached writable to the calling process for the call. `len`
+/// must not exceed the segment's size, and no other process may use the
+/// segment meanwhile.
+pub fn with_shm_contents_mut<T>(
+    id: i32,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> T,
+) -> Result<T> {
+    let addr = attach(id, true)?;
+    // SAFETY: the segment is mapped writable at addr for at least `len`
+    // bytes, the caller guarantees that nothing else uses it, and it is
+    // detached only after `fill` returns.
+    let result = fill(unsafe { std::slice::from_raw_parts_mut(addr, len) });
+    // SAFETY: addr is the attachment made above.
+    unsafe { libc::shmdt(addr as *const libc::c_void) };
+    Ok(result)
 }
 
 /// Returns the values of every semaphore of set `id` (GETALL).

@@ -20,6 +20,9 @@ use tracing::warn;
 use crate::dump::tree::Member;
 use crate::error::{DumpError, DumpStep};
 
+/// Bytes of a segment written to the image per call.
+const COPY_CHUNK: usize = 1 << 20;
+
 /// Returns the IPC namespace of `pid` as its /proc/PID/ns/ipc link reads
 /// (`ipc:[INODE]`).
 pub fn namespace_of(pid: i32) -> Result<PathBuf, DumpError> {
@@ -206,10 +209,16 @@ fn save_shm(pid: i32, image: &mut ImageWriter, ipc: &mut IpcNamespace) -> Result
     for id in sysv::shm_ids().map_err(failed("the shared memory segments".into()))? {
         let what = format!("shared memory segment {id}");
         let ds = sysv::shm_stat(id).map_err(failed(what.clone()))?;
-        let contents = sysv::shm_read(id, ds.size as usize).map_err(failed(what))?;
         let name = stasis_image::format::sysv_shm_file_name(id);
         let mut writer = image.data_writer(&name, RecordKind::FileData)?;
-        writer.write(&contents)?;
+        // Every process of the tree is stopped, so nothing writes to the
+        // segment during the copy.
+        sysv::with_shm_contents(id, ds.size as usize, |contents| {
+            contents
+                .chunks(COPY_CHUNK)
+                .try_for_each(|chunk| writer.write(chunk).map(drop))
+        })
+        .map_err(failed(what))??;
         image.finish_data(writer)?;
         ipc.shm.push(SysvShm {
             perms: perms(id, &ds.perm),

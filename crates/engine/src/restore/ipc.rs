@@ -140,8 +140,7 @@ pub fn create(pid: i32, ipc: &IpcNamespace, image: &Image) -> Result<(), Restore
                 .map_err(failed(pid, &what))?;
             check_id(&what, id, perms.id)?;
             let data = image.data_file(&segment.contents, RecordKind::FileData)?;
-            let contents = read_data(&data)?;
-            sysv::shm_write(id, &contents).map_err(failed(pid, &what))?;
+            fill_segment(pid, id, &data)?;
             sysv::shm_set(id, perms.uid, perms.gid, perms.mode).map_err(failed(pid, &what))?;
             if segment.locked {
                 sysv::shm_lock(id).map_err(failed(pid, &what))?;
@@ -304,14 +303,19 @@ fn read_sysctl(name: &str) -> Result<String, RestoreError> {
     })
 }
 
-fn read_data(data: &stasis_image::DataFile) -> Result<Vec<u8>, RestoreError> {
+/// Copies the contents in `data` into segment `id`, which has the size of
+/// the contents (checked by [`read`]).
+fn fill_segment(pid: i32, id: i32, data: &stasis_image::DataFile) -> Result<(), RestoreError> {
     let io = |source| RestoreError::Open {
         path: data.path.display().to_string(),
         source,
     };
     let file = std::fs::File::open(&data.path).map_err(io)?;
-    let mut contents = vec![0u8; data.len as usize];
-    std::os::unix::fs::FileExt::read_exact_at(&file, &mut contents, data.data_offset)
-        .map_err(io)?;
-    Ok(contents)
+    // No process attaches the segment before the address spaces are
+    // rebuilt, after this.
+    sysv::with_shm_contents_mut(id, data.len as usize, |contents| {
+        std::os::unix::fs::FileExt::read_exact_at(&file, contents, data.data_offset)
+    })
+    .map_err(failed(pid, &format!("shared memory segment {id}")))?
+    .map_err(io)
 }
