@@ -30,22 +30,22 @@
  * IDs it saw at the start, and prints "OK rounds=N counter=C" (or "FAIL
  * reason") and exits 0 only on success.
  *
- * A MODE sets up a special case, and then the parent only counts rounds
- * of 1 ms sleeps into STATUS_FILE until it is killed. A checkpoint must
- * reject attach-only, child-namespace, partial and posix-queue, and
- * accept the others:
+ * A MODE other than partial sets up a special case, and then the parent
+ * only counts rounds of 1 ms sleeps into STATUS_FILE until it is killed.
+ * A checkpoint must reject attach-only, child-namespace and posix-queue,
+ * and accept the others:
  * - attach-only: only one IPC_PRIVATE segment, attached and removed, in
  *   the IPC namespace the program starts in;
  * - forced: sets kernel.shm_rmid_forced to 1, then creates the
  *   unattached segment without ever attaching it, because with that
- *   setting the last detach removes a segment. This mode idles too, but
- *   a checkpoint must keep that segment;
+ *   setting the last detach removes a segment. A checkpoint must keep
+ *   that segment;
  * - undo: the objects above, and a semop with SEM_UNDO by the parent,
  *   whose undo list a checkpoint cannot save and warns about;
  * - child-namespace: the objects above, and a child that moves to an IPC
  *   namespace of its own (unshare CLONE_NEWIPC);
- * - partial: the objects above, and the second page of the removed
- *   segment unmapped, so only part of it stays attached;
+ * - partial: the normal run, with two attachments that cover only part
+ *   of their segment (see main);
  * - posix-queue: only a POSIX message queue, kept open.
  */
 #define _GNU_SOURCE
@@ -279,10 +279,19 @@ int main(int argc, char **argv)
 			fail("semop SEM_UNDO");
 		idle(argv[1]);
 	}
-	if (strcmp(mode, "partial") == 0) {
-		if (munmap(removed + 4096, 4096) != 0)
-			fail("munmap");
-		idle(argv[1]);
+	/*
+	 * In partial mode the second page of the removed segment is unmapped,
+	 * and a second attachment of the unattached segment keeps only its
+	 * second page, so the parent has two attachments that cover part of
+	 * their segment, one of them at offset 4096.
+	 */
+	int partial = strcmp(mode, "partial") == 0;
+	char *second_half = NULL;
+	if (partial) {
+		second_half = shmat(unattached_id, NULL, SHM_RDONLY);
+		if (second_half == (void *)-1 || munmap(removed + 4096, 4096) != 0 ||
+		    munmap(second_half, 4096) != 0)
+			fail("partial attachments");
 	}
 	if (strcmp(mode, "child-namespace") == 0) {
 		pid_t pid = fork();
@@ -385,11 +394,28 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (partial) {
+		for (size_t i = 4096; i < PATTERN_SIZE; i++) {
+			if (second_half[i] != pattern_byte(1, i)) {
+				printf("FAIL the second half differs at byte %zu\n", i);
+				return 1;
+			}
+		}
+		/* shmdt finds the remaining part by the original attach address. */
+		struct shmid_ds state;
+		if (shmdt(second_half) != 0 || shmctl(unattached_id, IPC_STAT, &state) != 0 ||
+		    state.shm_nattch != 0) {
+			printf("FAIL shmdt of the second half: %s\n", strerror(errno));
+			return 1;
+		}
+	}
 	unattached = shmat(unattached_id, NULL, SHM_RDONLY);
 	if (unattached == (void *)-1)
 		fail("shmat unattached");
+	size_t removed_mapped = partial ? 4096 : PATTERN_SIZE;
 	for (size_t i = 0; i < PATTERN_SIZE; i++) {
-		if (unattached[i] != pattern_byte(1, i) || removed[i] != pattern_byte(2, i)) {
+		if (unattached[i] != pattern_byte(1, i) ||
+		    (i < removed_mapped && removed[i] != pattern_byte(2, i))) {
 			printf("FAIL pattern differs at byte %zu\n", i);
 			return 1;
 		}

@@ -1,8 +1,8 @@
 //! Dump and restore of a tree in its own IPC namespace that works through
 //! System V shared memory, semaphores and message queues. Other tests
 //! cover the dumps that must be rejected: SysV memory attached in the IPC
-//! namespace of stasis, a child in another IPC namespace, a partly
-//! unmapped attachment and an open POSIX message queue. A semaphore undo list is saved without its
+//! namespace of stasis, a child in another IPC namespace and an open POSIX
+//! message queue. A semaphore undo list is saved without its
 //! adjustments, with a warning.
 //!
 //! The workload `sysvipc` checks its own objects at the end (see
@@ -302,12 +302,40 @@ fn sysv_ipc_rejects_posix_queue() {
 }
 
 #[test]
-fn sysv_ipc_rejects_partial_attachment() {
-    let Some(env) = TestEnv::new("sysv_ipc_rejects_partial_attachment") else {
+fn sysv_ipc_restores_partial_attachments() {
+    let Some(env) = TestEnv::new("sysv_ipc_restores_partial_attachments") else {
         return;
     };
     let workload = Workload::start(&env, Some("partial"), true);
-    assert_dump_rejected(&env, &workload, "a part of System V shared memory segment");
+    let maps_before = sysv_lines(workload.pid);
+    let image = env.path("image");
+    env.dump_and_reap(workload.pid, &image);
+    let at_dump = workload.rounds().expect("status before the dump");
+
+    let restored = env.restore_detached(&image, workload.pid, &[]);
+    for child in children(restored) {
+        env.track(child);
+    }
+    assert_eq!(
+        sysv_lines(restored),
+        maps_before,
+        "the SysV mappings differ after restore"
+    );
+    wait_until("the restored workload to run", WAIT_TIMEOUT, || {
+        workload.rounds().filter(|&n| n >= at_dump + 100)
+    });
+    // The workload checks the parts that stayed mapped, and that shmdt
+    // finds the part at offset 4096 by the original attach address.
+    workload.finish(&env, restored);
+}
+
+/// Returns the lines of /proc/PID/maps of SysV attachments.
+fn sysv_lines(pid: Pid) -> Vec<String> {
+    read_or_empty(Path::new(&format!("/proc/{pid}/maps")))
+        .lines()
+        .filter(|line| line.contains("/SYSV"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs `stasis ARGS` with `input` as stdin and returns its stdout; panics

@@ -132,7 +132,8 @@ pub fn describe(
 }
 
 /// Checks that `mapping`, an attachment of a System V shared memory
-/// segment, covers the whole of a segment that `ipc` contains. The kernel
+/// segment, lies within a segment that `ipc` contains. It may cover only
+/// part of it, after munmap or mprotect of part of an attachment. The kernel
 /// names the segment's file after its key and gives it the segment ID as
 /// inode number.
 fn check_sysv_attachment(
@@ -159,13 +160,13 @@ fn check_sysv_attachment(
         ));
     };
     let whole = segment.size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
-    if !mapping.shared || mapping.offset != 0 || mapping.len() != whole {
+    if !mapping.shared || mapping.offset + mapping.len() > whole {
         return Err(unsupported(
             pid,
             mapping,
             &format!(
-                "a part of System V shared memory segment {id} ({} bytes), \
-                 left by munmap or mprotect of part of an attachment",
+                "a mapping of System V shared memory segment {id} ({} bytes) \
+                 that is private or extends past the segment",
                 segment.size
             ),
         ));

@@ -20,7 +20,8 @@ use crate::error::RestoreError;
 
 /// Reads the IPC namespace record, if the image has one, and checks it
 /// against the memory maps: every attached segment must be in it, with
-/// contents of its size.
+/// contents of its size, and every attachment must lie within its
+/// segment.
 pub fn read(image: &Image, maps: &[&MemoryMap]) -> Result<Option<IpcNamespace>, RestoreError> {
     let name = stasis_image::format::IPC_NAMESPACE_FILE_NAME;
     let listed = image
@@ -72,12 +73,15 @@ pub fn read(image: &Image, maps: &[&MemoryMap]) -> Result<Option<IpcNamespace>, 
                 ));
             };
             let whole = segment.size.div_ceil(crate::PAGE_SIZE) * crate::PAGE_SIZE;
-            if vma.offset != 0 || vma.end - vma.start != whole {
+            let size = vma.file.as_ref().map(|file| file.size).unwrap_or(0);
+            let covered_end = vma.offset.checked_add(vma.end - vma.start);
+            if size != segment.size || covered_end.is_none_or(|end| end > whole) {
                 return Err(invalid(
                     file,
                     format!(
                         "VMA {:#x}-{:#x} attaches System V shared memory segment {id} of {} bytes, \
-                         but covers {} bytes at offset {}",
+                         but covers {} bytes at offset {} (field offset) of a segment of {size} bytes \
+                         (field file.size)",
                         vma.start,
                         vma.end,
                         segment.size,

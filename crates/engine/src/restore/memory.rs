@@ -228,7 +228,7 @@ pub fn map_and_fill(
         if is_special(vma.kind) {
             continue;
         }
-        map_vma(remote, vma, files, fill)?;
+        map_vma(remote, map, vma, files, fill)?;
     }
 
     let pages_fd = std::os::fd::AsRawFd::as_raw_fd(&files.pages) as u64;
@@ -278,9 +278,23 @@ pub fn map_and_fill(
 /// process did with shmat, then applies the recorded protection. The
 /// segment exists already, with its saved ID, in the process's IPC
 /// namespace.
-fn attach_sysv_shm(remote: &mut RemoteProcess, vma: &Vma) -> Result<(), RestoreError> {
+///
+/// A VMA that covers only part of the segment, left by munmap or mprotect
+/// of part of an attachment, is made by attaching the whole segment in a
+/// free range and moving the part to its address with mremap, which keeps
+/// the file offset. The rest of that attachment is then unmapped. shmdt
+/// finds such a VMA by its address minus its offset, as before the dump.
+fn attach_sysv_shm(
+    remote: &mut RemoteProcess,
+    map: &MemoryMap,
+    vma: &Vma,
+) -> Result<(), RestoreError> {
     let pid = remote.pid();
     let id = vma.file.as_ref().map(|file| file.ino).unwrap_or(u64::MAX);
+    let segment_len = vma.file.as_ref().map(|file| file.size).unwrap_or(0);
+    let whole = segment_len.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    let len = vma.end - vma.start;
+    let partial = vma.offset != 0 || len != whole;
     let has = |name: &str| vma.vm_flags.iter().any(|flag| flag == name);
 
     // The segment was attached read-only unless the mapping may be made
@@ -294,20 +308,54 @@ fn attach_sysv_shm(remote: &mut RemoteProcess, vma: &Vma) -> Result<(), RestoreE
         flags |= stasis_linux::sysv::SHM_EXEC;
     }
 
+    let address = if partial {
+        // Clear of every recorded VMA and of what the process maps now,
+        // such as the scratch area.
+        let current: Vec<(u64, u64)> = proc::mappings(pid)
+            .step(pid, "reading the new process's mappings")?
+            .iter()
+            .map(|mapping| (mapping.start, mapping.end))
+            .collect();
+        free_area(map, &current, whole)?
+    } else {
+        vma.start
+    };
     let got = remote
         .syscall(
             "shmat",
             libc::SYS_shmat,
-            [id, vma.start, flags as u64, 0, 0, 0],
+            [id, address, flags as u64, 0, 0, 0],
         )
         .step(
             pid,
-            format!("attaching System V segment {id} at {:x}", vma.start),
+            format!("attaching System V segment {id} at {address:x}"),
         )?;
-    if got != vma.start {
+    if got != address {
         return Err(RestoreError::Unsupported {
-            reason: format!("shmat placed segment {id} at {got:x}, not {:x}", vma.start),
+            reason: format!("shmat placed segment {id} at {got:x}, not {address:x}"),
         });
+    }
+    if partial {
+        remote
+            .syscall(
+                "mremap",
+                libc::SYS_mremap,
+                [
+                    address + vma.offset,
+                    len,
+                    len,
+                    (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64,
+                    vma.start,
+                    0,
+                ],
+            )
+            .step(
+                pid,
+                format!("moving part of System V segment {id} to {:x}", vma.start),
+            )?;
+        remote
+            .munmap(address, whole)
+            .step(pid, format!("unmapping the rest of System V segment {id}"))?;
     }
 
     let mut attached = libc::PROT_READ as u32;
@@ -331,13 +379,14 @@ fn attach_sysv_shm(remote: &mut RemoteProcess, vma: &Vma) -> Result<(), RestoreE
 
 fn map_vma(
     remote: &mut RemoteProcess,
+    map: &MemoryMap,
     vma: &Vma,
     files: &OpenedFiles,
     fill: bool,
 ) -> Result<(), RestoreError> {
     let pid = remote.pid();
     if vma.kind == VmaKind::SysvShm {
-        return attach_sysv_shm(remote, vma);
+        return attach_sysv_shm(remote, map, vma);
     }
     let mut prot = vma.prot as u64;
     if fill {
