@@ -386,7 +386,8 @@ fn map_vma(
 ) -> Result<(), RestoreError> {
     let pid = remote.pid();
     if vma.kind == VmaKind::SysvShm {
-        return attach_sysv_shm(remote, map, vma);
+        attach_sysv_shm(remote, map, vma)?;
+        return apply_advice(remote, vma);
     }
     let mut prot = vma.prot as u64;
     if fill {
@@ -438,6 +439,13 @@ fn map_vma(
             reason: format!("mmap placed {:x}-{:x} at {got:x}", vma.start, vma.end),
         });
     }
+    apply_advice(remote, vma)
+}
+
+/// Applies the madvise flags that the VMA had, such as MADV_DONTDUMP.
+fn apply_advice(remote: &mut RemoteProcess, vma: &Vma) -> Result<(), RestoreError> {
+    let pid = remote.pid();
+    let has = |name: &str| vma.vm_flags.iter().any(|flag| flag == name);
     for (name, advice) in ADVICE {
         if has(name) {
             remote
