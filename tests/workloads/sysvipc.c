@@ -12,7 +12,7 @@
  *   the lock (1 when free), 1 stays 7;
  * - a message queue (key 0x53540003, mode 0620, msg_qbytes 12000): the
  *   parent sends round N as a type 1 message, the child adds to the counter
- *   and replies with type 2 and the same N; at the start the parent also
+ *   and replies with type 2 and the same N. At the start the parent also
  *   queues 5 type 3 messages of different lengths that stay queued until
  *   the end;
  * - segment "unattached" (key 0x53540004), filled with a pattern, then
@@ -280,10 +280,10 @@ int main(int argc, char **argv)
 		idle(argv[1]);
 	}
 	/*
-	 * In partial mode the second page of the removed segment is unmapped,
-	 * and a second attachment of the unattached segment keeps only its
-	 * second page, so the parent has two attachments that cover part of
-	 * their segment, one of them at offset 4096.
+	 * In partial mode the second page of the removed segment is unmapped.
+	 * A second attachment of the unattached segment keeps only its second
+	 * page. So the parent has two attachments that cover part of their
+	 * segment, one of them at offset 4096.
 	 */
 	int partial = strcmp(mode, "partial") == 0;
 	char *second_half = NULL;

@@ -279,10 +279,11 @@ pub fn map_and_fill(
 /// segment exists already, with its saved ID, in the process's IPC
 /// namespace.
 ///
-/// A VMA that covers only part of the segment, left by munmap or mprotect
-/// of part of an attachment, is made by attaching the whole segment in a
-/// free range and moving the part to its address with mremap, which keeps
-/// the file offset. The rest of that attachment is then unmapped. shmdt
+/// munmap or mprotect of part of an attachment leaves a VMA that covers
+/// only part of the segment. Such a VMA is made by attaching the whole
+/// segment in a free range and moving the part to its address with
+/// mremap, which keeps the file offset. The rest of that attachment is
+/// then unmapped. shmdt
 /// finds such a VMA by its address minus its offset, as before the dump.
 fn attach_sysv_shm(
     remote: &mut RemoteProcess,
