@@ -191,7 +191,18 @@ fn sysv_ipc_inspect_lists_objects() {
 
     let run = env.stasis(&["inspect", image_text, "--json"]);
     assert!(run.success(), "inspect failed:\n{run}");
-    let ipc = &run.json()["ipc"];
+    let summary = run.json();
+    assert_eq!(
+        summary["integrity"]["intact"], true,
+        "inspect finds the image damaged: {}",
+        summary["integrity"]
+    );
+    assert_eq!(
+        summary["integrity"]["restore_check"], "passed",
+        "{}",
+        summary["integrity"]
+    );
+    let ipc = &summary["ipc"];
     let keys = |kind: &str| -> Vec<i64> {
         ipc[kind]
             .as_array()
