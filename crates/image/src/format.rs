@@ -16,7 +16,7 @@
 //!                  in data files, whose hashes are in the manifest
 //! ```
 //!
-//! A record file (`manifest`, `process-PID`, `mm-PID`, `fds-PID`) is the
+//! A record file (`manifest`, `process-PID`, `mm-PID`, `fds-PID`, `ipc`) is the
 //! header followed by the payload, one CBOR-encoded record:
 //!
 //! ```text
@@ -372,4 +372,13 @@ pub fn pages_file_name(pid: i32) -> String {
 /// Returns the name of file data file number `index`.
 pub fn file_data_file_name(index: u32) -> String {
     format!("file-{index}")
+}
+
+/// Name of the record file with the tree's own IPC namespace.
+pub const IPC_NAMESPACE_FILE_NAME: &str = "ipc";
+
+/// Returns the name of the file data file with the contents of SysV
+/// shared memory segment `id`.
+pub fn sysv_shm_file_name(id: i32) -> String {
+    format!("sysv-shm-{id}")
 }

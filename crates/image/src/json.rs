@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::error::ImageError;
 use crate::format::{decode_record_bytes, encode_record_bytes, parse_header};
-use crate::records::{FdTable, Manifest, MemoryMap, Process, RecordKind};
+use crate::records::{FdTable, IpcNamespace, Manifest, MemoryMap, Process, RecordKind};
 
 /// Decodes the record file `bytes`, read from `path`, into its kind and a
 /// JSON value.
@@ -34,6 +34,7 @@ pub fn decode_record_file(
         RecordKind::Process => decode_to_json::<Process>(bytes, header.kind, path)?,
         RecordKind::MemoryMap => decode_to_json::<MemoryMap>(bytes, header.kind, path)?,
         RecordKind::FdTable => decode_to_json::<FdTable>(bytes, header.kind, path)?,
+        RecordKind::IpcNamespace => decode_to_json::<IpcNamespace>(bytes, header.kind, path)?,
         RecordKind::Pages | RecordKind::FileData => {
             return Err(ImageError::invalid(
                 path,
@@ -56,6 +57,7 @@ pub fn encode_record_json(
         RecordKind::Process => encode_from_json::<Process>(kind, value),
         RecordKind::MemoryMap => encode_from_json::<MemoryMap>(kind, value),
         RecordKind::FdTable => encode_from_json::<FdTable>(kind, value),
+        RecordKind::IpcNamespace => encode_from_json::<IpcNamespace>(kind, value),
         RecordKind::Pages | RecordKind::FileData => Err(ImageError::InvalidJson {
             kind,
             message: "a data file has no JSON form".to_string(),

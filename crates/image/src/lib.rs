@@ -1,9 +1,10 @@
 //! The stasis checkpoint image format.
 //!
 //! An image is a directory of files, each starting with a 32-byte header:
-//! CBOR record files (manifest, processes, memory maps, fd tables) and raw
-//! data files (memory pages, contents of deleted files). The manifest,
-//! written last, lists every other file with its size and BLAKE3 hash.
+//! CBOR record files (manifest, processes, memory maps, fd tables, the IPC
+//! namespace) and raw data files (memory pages, contents of deleted files
+//! and shared memory). The manifest, written last, lists every other file
+//! with its size and BLAKE3 hash.
 //! [`format`](mod@format) describes the byte layout, and docs/IMAGE-FORMAT.md in the
 //! repository describes the whole format.
 //!

@@ -13,7 +13,9 @@ use crate::format::{
     decode_record_bytes, expect_kind, expect_size, parse_header, Header, HEADER_SIZE,
     MANIFEST_NAME, MAX_MANIFEST_SIZE, MAX_RECORD_SIZE, PAGE_DATA_OFFSET, PAGE_SIZE,
 };
-use crate::records::{FdTable, FileEntry, Manifest, MemoryMap, Process, Record, RecordKind};
+use crate::records::{
+    FdTable, FileEntry, IpcNamespace, Manifest, MemoryMap, Process, Record, RecordKind,
+};
 use crate::validate::validate_memory_map;
 
 /// An image opened for reading. Its manifest has been read and checked, and
@@ -472,8 +474,8 @@ impl Image {
     /// Checks every file of the image in manifest order: record files as
     /// [`Image::read_record`] does, data files with
     /// [`Image::verify_data_file`]. Also checks each memory map against its
-    /// pages file and that each file data file named by an fd table is
-    /// listed with kind file data.
+    /// pages file and that each file data file named by an fd table or by
+    /// the IPC namespace record is listed with kind file data.
     ///
     /// On a locked encrypted image, records are checked up to their hash
     /// and not decoded, and data files are checked against their hashes.
@@ -507,6 +509,12 @@ impl Image {
                         if let Some(content) = fd.file.data_file() {
                             self.data_file(content, RecordKind::FileData)?;
                         }
+                    }
+                }
+                RecordKind::IpcNamespace => {
+                    let ipc: IpcNamespace = self.read_record(name)?;
+                    for segment in &ipc.shm {
+                        self.data_file(&segment.contents, RecordKind::FileData)?;
                     }
                 }
                 RecordKind::Pages | RecordKind::FileData => self.verify_data_file(name)?,

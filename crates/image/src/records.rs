@@ -1,13 +1,14 @@
 //! Metadata records: the typed contents of an image's record files.
 //!
 //! Each record file holds one of the top-level types here ([`Process`],
-//! [`MemoryMap`], [`FdTable`], [`Manifest`]) encoded as CBOR after the common
-//! file header. Fields are only ever added with `#[serde(default)]`, so an
-//! older image decodes with a newer stasis. From the first release on,
-//! adding a field also raises [`FORMAT_VERSION`](crate::FORMAT_VERSION):
-//! every struct rejects unknown fields, so an older stasis must not be
-//! handed a newer image. Until that release version 1 is not frozen, and
-//! fields added during development did not raise it.
+//! [`MemoryMap`], [`FdTable`], [`IpcNamespace`], [`Manifest`]) encoded as
+//! CBOR after the common file header. Fields are only ever added with
+//! `#[serde(default)]`, so an older image decodes with a newer stasis.
+//! From the first release on, adding a field also raises
+//! [`FORMAT_VERSION`](crate::FORMAT_VERSION): every struct rejects unknown
+//! fields, so an older stasis must not be handed a newer image. Until that
+//! release version 1 is not frozen, and fields added during development
+//! did not raise it.
 
 use std::fmt;
 use std::path::Path;
@@ -29,6 +30,7 @@ pub enum RecordKind {
     FdTable = 4,
     Pages = 5,
     FileData = 6,
+    IpcNamespace = 7,
 }
 
 impl RecordKind {
@@ -41,6 +43,7 @@ impl RecordKind {
             4 => RecordKind::FdTable,
             5 => RecordKind::Pages,
             6 => RecordKind::FileData,
+            7 => RecordKind::IpcNamespace,
             _ => return None,
         })
     }
@@ -55,6 +58,7 @@ impl RecordKind {
             RecordKind::FdTable => "fd table",
             RecordKind::Pages => "pages",
             RecordKind::FileData => "file data",
+            RecordKind::IpcNamespace => "IPC namespace",
         }
     }
 
@@ -468,6 +472,9 @@ pub enum VmaKind {
     /// A MAP_SHARED mapping of a shared memory object that the image holds;
     /// `file.ino` names the object in `MemoryMap::shared_memory`.
     SharedMemory,
+    /// An attachment (shmat) of a System V shared memory segment of the
+    /// tree's IPC namespace; `file.ino` is the segment's ID.
+    SysvShm,
 }
 
 /// `pages` consecutive saved pages starting at `address`, stored at
@@ -646,4 +653,100 @@ pub struct EpollTarget {
     /// EPOLLIN, EPOLLOUT, EPOLLET … as epoll_ctl takes them.
     pub events: u32,
     pub data: u64,
+}
+
+/// The System V IPC objects of the tree's own IPC namespace: shared
+/// memory segments, semaphore sets and message queues. An image has this
+/// record only when the tree ran in an IPC namespace other than that of
+/// stasis, and restore then creates the root in a new IPC namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpcNamespace {
+    pub shm: Vec<SysvShm>,
+    pub semaphores: Vec<SysvSemaphores>,
+    pub queues: Vec<SysvQueue>,
+    /// Limits of the namespace from /proc/sys/kernel, by file name
+    /// (`shmmax`, `msgmnb`, `sem` …), as the file contains them without the
+    /// trailing newline.
+    pub sysctls: Vec<IpcSysctl>,
+}
+
+impl Record for IpcNamespace {
+    const KIND: RecordKind = RecordKind::IpcNamespace;
+
+    fn validate(&self, path: &Path) -> Result<(), ImageError> {
+        validate::validate_ipc_namespace(self, path)
+    }
+}
+
+/// Key, ID, owner and permissions of a System V IPC object (struct
+/// ipc_perm).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpcPerms {
+    /// Key given to shmget, semget or msgget; 0 for IPC_PRIVATE.
+    pub key: i32,
+    /// ID that the kernel returned, which restore gives the object again.
+    pub id: i32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Creator's UID and GID, which restore cannot set: the kernel sets
+    /// them to the restoring process's own.
+    pub cuid: u32,
+    pub cgid: u32,
+    /// Permission bits (0o777 at most).
+    pub mode: u32,
+}
+
+/// A System V shared memory segment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SysvShm {
+    pub perms: IpcPerms,
+    /// Size in bytes as given to shmget.
+    pub size: u64,
+    /// File data file with the segment's bytes (`sysv-shm-ID`).
+    pub contents: String,
+    /// The segment was removed with IPC_RMID but is still attached
+    /// (SHM_DEST); it disappears when the last attachment goes.
+    pub removed: bool,
+    /// The segment is locked in memory (SHM_LOCK).
+    #[serde(default)]
+    pub locked: bool,
+}
+
+/// A System V semaphore set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SysvSemaphores {
+    pub perms: IpcPerms,
+    /// The value of each semaphore (semctl GETALL), at most 32767 (SEMVMX).
+    pub values: Vec<u16>,
+}
+
+/// A System V message queue with the messages in it, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SysvQueue {
+    pub perms: IpcPerms,
+    /// Maximum number of bytes in the queue (msg_qbytes).
+    pub max_bytes: u64,
+    pub messages: Vec<SysvMessage>,
+}
+
+/// One message of a System V message queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SysvMessage {
+    /// The message type (mtype), at least 1.
+    pub mtype: i64,
+    pub data: Bytes,
+}
+
+/// One IPC limit of the namespace, a file of /proc/sys/kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpcSysctl {
+    pub name: String,
+    pub value: String,
 }

@@ -13,7 +13,10 @@ use std::path::Path;
 
 use crate::error::ImageError;
 use crate::format::{check_file_name, FORMAT_VERSION, HEADER_SIZE, PAGE_SIZE};
-use crate::records::{FdTable, Manifest, MemoryMap, PageRun, Process, RecordKind, Vma, VmaKind};
+use crate::records::{
+    FdTable, IpcNamespace, IpcPerms, Manifest, MemoryMap, PageRun, Process, RecordKind, Vma,
+    VmaKind,
+};
 
 /// Size of a raw `siginfo_t` on Linux, in bytes.
 pub const SIGINFO_SIZE: usize = 128;
@@ -166,7 +169,12 @@ fn check_listed_size(
         RecordKind::FileData if plain.is_none() => {
             Some("a file data file is 4096 bytes, plus its data, plus its chunk hashes")
         }
-        RecordKind::Process | RecordKind::MemoryMap | RecordKind::FdTable if size < HEADER_SIZE => {
+        RecordKind::Process
+        | RecordKind::MemoryMap
+        | RecordKind::FdTable
+        | RecordKind::IpcNamespace
+            if size < HEADER_SIZE =>
+        {
             Some("a record file is at least 32 bytes")
         }
         _ => None,
@@ -335,7 +343,8 @@ pub fn validate_memory_map(map: &MemoryMap, pages_len: u64, path: &Path) -> Resu
 ///   only when there are no page runs);
 /// - every VMA has start < end, page-aligned bounds and file offset, only
 ///   PROT_READ, PROT_WRITE and PROT_EXEC bits, and a file if its kind is
-///   `File`; VMAs are sorted by address and do not overlap;
+///   `File`; a `SysvShm` VMA has a file (the segment ID) and is shared;
+///   VMAs are sorted by address and do not overlap;
 /// - every page run has at least one page, a page-aligned address and
 ///   offset, and no address or offset overflow;
 /// - runs are sorted by address, do not overlap, and lie inside the VMAs.
@@ -399,6 +408,8 @@ fn check_vma(vma: &Vma, path: &Path) -> Result<(), ImageError> {
         Some("has protection bits other than PROT_READ, PROT_WRITE and PROT_EXEC")
     } else if vma.kind == VmaKind::File && vma.file.is_none() {
         Some("is a file mapping without a file")
+    } else if vma.kind == VmaKind::SysvShm && (vma.file.is_none() || !vma.shared) {
+        Some("is a SysV shared memory attachment without a segment ID or not shared")
     } else {
         None
     };
@@ -469,4 +480,146 @@ fn check_run_mapped(
         }
     }
     Ok(index)
+}
+
+/// Files of /proc/sys/kernel that an IPC namespace record may set. Restore
+/// writes only these, so an image cannot change any other setting.
+pub const IPC_SYSCTLS: [&str; 8] = [
+    "shmmax",
+    "shmall",
+    "shmmni",
+    "shm_rmid_forced",
+    "msgmax",
+    "msgmnb",
+    "msgmni",
+    "sem",
+];
+
+/// Largest value of one System V semaphore (SEMVMX in the kernel).
+pub const SEMAPHORE_MAX: u16 = 32767;
+
+/// Checks an IPC namespace record. Object IDs must not be negative and,
+/// like keys other than IPC_PRIVATE, unique per kind. Also checks the
+/// permission bits, semaphore values, message types, data file
+/// names, and sysctl names from [`IPC_SYSCTLS`] with values of digits,
+/// spaces and tabs.
+pub fn validate_ipc_namespace(ipc: &IpcNamespace, path: &Path) -> Result<(), ImageError> {
+    let mut seen = Default::default();
+    for segment in &ipc.shm {
+        check_ipc_perms(&segment.perms, "shared memory segment", &mut seen, path)?;
+        check_file_name(&segment.contents, path)?;
+    }
+
+    let mut seen = Default::default();
+    for set in &ipc.semaphores {
+        check_ipc_perms(&set.perms, "semaphore set", &mut seen, path)?;
+        if set.values.is_empty() {
+            return Err(ImageError::invalid(
+                path,
+                format!("semaphore set {} has no semaphores", set.perms.id),
+            ));
+        }
+        if let Some(value) = set.values.iter().find(|&&value| value > SEMAPHORE_MAX) {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "semaphore set {} has value {value}, above the maximum {SEMAPHORE_MAX}",
+                    set.perms.id
+                ),
+            ));
+        }
+    }
+
+    let mut seen = Default::default();
+    for queue in &ipc.queues {
+        check_ipc_perms(&queue.perms, "message queue", &mut seen, path)?;
+        if let Some(message) = queue.messages.iter().find(|message| message.mtype < 1) {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "message queue {} has a message of type {}, expected at least 1",
+                    queue.perms.id, message.mtype
+                ),
+            ));
+        }
+    }
+
+    let mut names = HashSet::new();
+    for sysctl in &ipc.sysctls {
+        if !IPC_SYSCTLS.contains(&sysctl.name.as_str()) {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "sysctl {:?} is not one of the IPC limits {}",
+                    sysctl.name,
+                    IPC_SYSCTLS.join(", ")
+                ),
+            ));
+        }
+        if !names.insert(sysctl.name.as_str()) {
+            return Err(ImageError::invalid(
+                path,
+                format!("sysctl {:?} is listed twice", sysctl.name),
+            ));
+        }
+        let valid = !sysctl.value.is_empty()
+            && sysctl.value.len() <= 64
+            && sysctl
+                .value
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || byte == b' ' || byte == b'\t');
+        if !valid {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "sysctl {:?} has value {:?}, expected 1 to 64 digits, spaces and tabs",
+                    sysctl.name, sysctl.value
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the ID and mode of one object, and that no earlier object of its
+/// kind has its ID or, unless it is IPC_PRIVATE (0), its key. `seen`
+/// contains the IDs and keys of the earlier objects.
+fn check_ipc_perms(
+    perms: &IpcPerms,
+    what: &str,
+    seen: &mut (HashSet<i32>, HashSet<i32>),
+    path: &Path,
+) -> Result<(), ImageError> {
+    let (ids, keys) = seen;
+    if perms.key != 0 && !keys.insert(perms.key) {
+        return Err(ImageError::invalid(
+            path,
+            format!(
+                "{what} {} has key {:#x}, which an earlier {what} has",
+                perms.id, perms.key
+            ),
+        ));
+    }
+    if perms.id < 0 {
+        return Err(ImageError::invalid(
+            path,
+            format!("{what} has invalid ID {}", perms.id),
+        ));
+    }
+    if !ids.insert(perms.id) {
+        return Err(ImageError::invalid(
+            path,
+            format!("{what} {} is listed twice", perms.id),
+        ));
+    }
+    if perms.mode & !0o777 != 0 {
+        return Err(ImageError::invalid(
+            path,
+            format!(
+                "{what} {} has mode {:#o}, expected permission bits only (0o777 at most)",
+                perms.id, perms.mode
+            ),
+        ));
+    }
+    Ok(())
 }

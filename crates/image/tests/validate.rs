@@ -5,7 +5,9 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use stasis_image::validate::{validate_fd_table, validate_manifest, validate_process};
+use stasis_image::validate::{
+    validate_fd_table, validate_ipc_namespace, validate_manifest, validate_process,
+};
 use stasis_image::*;
 
 const PAGES_LEN: u64 = 3 * 4096;
@@ -235,4 +237,97 @@ fn manifest_invalid() {
         let error = validate_manifest(&manifest, path).unwrap_err();
         assert!(error.to_string().contains(expected), "{expected}: {error}");
     }
+}
+
+fn sample_ipc_namespace() -> IpcNamespace {
+    let perms = |key, id| IpcPerms {
+        key,
+        id,
+        uid: 1000,
+        gid: 1000,
+        cuid: 1000,
+        cgid: 1000,
+        mode: 0o640,
+    };
+    IpcNamespace {
+        shm: vec![SysvShm {
+            perms: perms(0x1234, 32768),
+            size: 5000,
+            contents: "sysv-shm-32768".to_string(),
+            removed: false,
+            locked: false,
+        }],
+        semaphores: vec![SysvSemaphores {
+            perms: perms(0, 1),
+            values: vec![1, 7],
+        }],
+        queues: vec![SysvQueue {
+            perms: perms(0x1235, 1),
+            max_bytes: 16384,
+            messages: vec![SysvMessage {
+                mtype: 2,
+                data: Bytes(b"hello".to_vec()),
+            }],
+        }],
+        sysctls: vec![IpcSysctl {
+            name: "sem".to_string(),
+            value: "32000\t1024000000\t500\t32000".to_string(),
+        }],
+    }
+}
+
+#[test]
+fn ipc_namespace_invalid() {
+    let path = Path::new("ipc");
+    validate_ipc_namespace(&sample_ipc_namespace(), path).unwrap();
+
+    let cases: Vec<Case<IpcNamespace>> = vec![
+        ("invalid ID -1", |ipc| ipc.shm[0].perms.id = -1),
+        ("segment 32768 is listed twice", |ipc| {
+            let mut second = ipc.shm[0].clone();
+            second.perms.key = 0;
+            ipc.shm.push(second);
+        }),
+        ("file name", |ipc| ipc.shm[0].contents = "../x".to_string()),
+        ("key 0x1234, which an earlier", |ipc| {
+            let mut second = ipc.shm[0].clone();
+            second.perms.id = 1;
+            ipc.shm.push(second);
+        }),
+        ("permission bits only", |ipc| {
+            ipc.semaphores[0].perms.mode = 0o4755
+        }),
+        ("has no semaphores", |ipc| ipc.semaphores[0].values.clear()),
+        ("above the maximum 32767", |ipc| {
+            ipc.semaphores[0].values[1] = 40000
+        }),
+        ("type 0, expected at least 1", |ipc| {
+            ipc.queues[0].messages[0].mtype = 0
+        }),
+        ("is not one of the IPC limits", |ipc| {
+            ipc.sysctls[0].name = "core_pattern".to_string()
+        }),
+        ("sysctl \"sem\" is listed twice", |ipc| {
+            ipc.sysctls.push(ipc.sysctls[0].clone())
+        }),
+        ("expected 1 to 64 digits", |ipc| {
+            ipc.sysctls[0].value = "1\n2".to_string()
+        }),
+    ];
+    for (expected, change) in cases {
+        let mut ipc = sample_ipc_namespace();
+        change(&mut ipc);
+        let error = validate_ipc_namespace(&ipc, path).unwrap_err();
+        assert!(error.to_string().contains(expected), "{expected}: {error}");
+        assert!(error.to_string().contains("ipc"), "{error}");
+    }
+}
+
+#[test]
+fn sysv_attachment_needs_segment_id() {
+    let mut map = sample_memory_map();
+    map.vmas[0].kind = VmaKind::SysvShm;
+    map.vmas[0].shared = true;
+    map.vmas[0].file = None;
+    assert_map_rejected(&map, "SysV shared memory attachment");
 }

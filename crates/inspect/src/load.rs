@@ -22,8 +22,8 @@ use stasis_image::format::{
 use stasis_image::validate::{validate_manifest, validate_memory_map};
 use stasis_image::{crypto, ImageKey};
 use stasis_image::{
-    decode_record_file, FdTable, FileEntry, Image, ImageError, Manifest, MemoryMap, Process,
-    Record, RecordKind, PAGE_DATA_OFFSET, PAGE_SIZE,
+    decode_record_file, FdTable, FileEntry, Image, ImageError, IpcNamespace, Manifest, MemoryMap,
+    Process, Record, RecordKind, PAGE_DATA_OFFSET, PAGE_SIZE,
 };
 
 use crate::error::InspectError;
@@ -42,6 +42,9 @@ pub struct LoadedImage {
     pub files: Vec<FileReport>,
     /// Records of each process in `manifest.processes`, in that order.
     pub processes: Vec<ProcessRecords>,
+    /// The System V IPC objects of the tree's own IPC namespace, if the
+    /// image has that record and it could be decoded.
+    pub ipc: Option<Checked<IpcNamespace>>,
     /// Problems that concern more than one file, or no listed file.
     pub problems: Vec<Problem>,
     /// Files in the image directory that the manifest does not list, other
@@ -131,6 +134,7 @@ enum Decoded {
     Process(Box<Checked<Process>>),
     Memory(Checked<MemoryMap>),
     Fds(Checked<FdTable>),
+    Ipc(Checked<IpcNamespace>),
 }
 
 impl LoadedImage {
@@ -205,6 +209,7 @@ pub fn load_with_key(dir: &Path, key: Option<&ImageKey>) -> Result<LoadedImage, 
     let mut image = LoadedImage {
         dir: dir.to_path_buf(),
         processes: Vec::new(),
+        ipc: None,
         problems: Vec::new(),
         unlisted: list_unlisted(dir, &manifest, seal_file_present),
         seal_file_present,
@@ -422,6 +427,7 @@ pub fn pretty_record_json(
         RecordKind::Process => pretty::<Process>(value).map_err(invalid),
         RecordKind::MemoryMap => pretty::<MemoryMap>(value).map_err(invalid),
         RecordKind::FdTable => pretty::<FdTable>(value).map_err(invalid),
+        RecordKind::IpcNamespace => pretty::<IpcNamespace>(value).map_err(invalid),
         RecordKind::Pages | RecordKind::FileData => Err(ImageError::InvalidJson {
             kind,
             message: "a data file has no JSON form".to_string(),
@@ -547,6 +553,10 @@ fn check_file(
         }
         RecordKind::FdTable => {
             check_record::<FdTable>(&path, entry, version, ciphers, &mut report).map(Decoded::Fds)
+        }
+        RecordKind::IpcNamespace => {
+            check_record::<IpcNamespace>(&path, entry, version, ciphers, &mut report)
+                .map(Decoded::Ipc)
         }
         RecordKind::Pages | RecordKind::FileData => {
             report.problem = check_data_file(&path, entry, version, ciphers.is_encrypted()).err();
@@ -806,10 +816,28 @@ fn assign_records(image: &mut LoadedImage, decoded: Vec<Decoded>) {
         .collect();
 
     for record in decoded {
+        let record = match record {
+            Decoded::Ipc(checked) => {
+                if let Some(first) = &image.ipc {
+                    image.problems.push(Problem {
+                        file: Some(checked.file.clone()),
+                        message: format!(
+                            "is a second IPC namespace record after {:?}; it is ignored",
+                            first.file
+                        ),
+                    });
+                } else {
+                    image.ipc = Some(checked);
+                }
+                continue;
+            }
+            other => other,
+        };
         let (pid, file) = match &record {
             Decoded::Process(checked) => (checked.record.pid, checked.file.clone()),
             Decoded::Memory(checked) => (checked.record.pid, checked.file.clone()),
             Decoded::Fds(checked) => (checked.record.pid, checked.file.clone()),
+            Decoded::Ipc(_) => unreachable!("handled above"),
         };
         let Some(slot) = image.processes.iter_mut().find(|slot| slot.pid == pid) else {
             image.problems.push(Problem {
@@ -822,6 +850,7 @@ fn assign_records(image: &mut LoadedImage, decoded: Vec<Decoded>) {
             Decoded::Process(checked) => place(&mut slot.process, *checked),
             Decoded::Memory(checked) => place(&mut slot.memory, checked),
             Decoded::Fds(checked) => place(&mut slot.fds, checked),
+            Decoded::Ipc(_) => unreachable!("handled above"),
         };
         if let Some(other) = duplicate {
             image.problems.push(Problem {
@@ -979,6 +1008,12 @@ fn run_restore_checks(dir: &Path, key: Option<&ImageKey>) -> Result<(), ImageErr
             }
             RecordKind::FdTable => {
                 image.read_record::<FdTable>(&entry.name)?;
+            }
+            RecordKind::IpcNamespace => {
+                let ipc: IpcNamespace = image.read_record(&entry.name)?;
+                for segment in &ipc.shm {
+                    image.data_file(&segment.contents, RecordKind::FileData)?;
+                }
             }
             RecordKind::Pages | RecordKind::FileData => {
                 image.data_file(&entry.name, entry.kind)?;

@@ -144,6 +144,7 @@ pub fn vma_label(vma: &Vma) -> String {
         (VmaKind::Vvar, None) => "[vvar]".to_string(),
         (VmaKind::VvarVclock, None) => "[vvar_vclock]".to_string(),
         (VmaKind::SharedMemory, None) => "[shared memory]".to_string(),
+        (VmaKind::SysvShm, None) => "[SysV shared memory]".to_string(),
     }
 }
 
@@ -158,6 +159,7 @@ pub fn vma_kind(kind: VmaKind) -> &'static str {
         VmaKind::Vvar => "Vvar",
         VmaKind::VvarVclock => "VvarVclock",
         VmaKind::SharedMemory => "SharedMemory",
+        VmaKind::SysvShm => "SysvShm",
     }
 }
 

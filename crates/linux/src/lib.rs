@@ -9,6 +9,7 @@ pub mod pagemap;
 pub mod proc;
 pub mod ptrace;
 pub mod remote;
+pub mod sysv;
 pub mod unix_diag;
 
 pub use error::{LinuxError, Result};

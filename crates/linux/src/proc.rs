@@ -102,6 +102,21 @@ pub fn comm(pid: i32, tid: i32) -> Result<String> {
     Ok(read_string(&path)?.trim_end_matches('\n').to_owned())
 }
 
+/// Filesystem type (statfs f_type) of the mqueue filesystem, which contains
+/// POSIX message queues.
+const MQUEUE_MAGIC: i64 = 0x1980_0202;
+
+/// Returns whether `path` (such as /proc/PID/fd/N) is a POSIX message
+/// queue, a file of the mqueue filesystem, which stat reports as a
+/// regular file.
+pub fn is_posix_message_queue(path: &Path) -> Result<bool> {
+    let stat = nix::sys::statfs::statfs(path).map_err(|errno| LinuxError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::from(errno),
+    })?;
+    Ok(stat.filesystem_type().0 as i64 == MQUEUE_MAGIC)
+}
+
 /// Reads the target of a /proc symlink (exe, cwd, root, fd/N).
 pub fn read_link(path: &Path) -> Result<PathBuf> {
     std::fs::read_link(path).map_err(|source| LinuxError::Io {
@@ -181,7 +196,13 @@ pub enum MapBacking {
     Vvar,
     VvarVclock,
     Vsyscall,
-    /// Any other pseudo-path (`[uprobes]`, SysV shm, …).
+    /// An attachment of a System V shared memory segment, shown as
+    /// `/SYSV<key in hex> (deleted)`; the mapping's inode number is the
+    /// segment ID.
+    SysvShm {
+        key: u32,
+    },
+    /// Any other pseudo-path (`[uprobes]`, …).
     Other(String),
 }
 
@@ -248,7 +269,7 @@ fn convert_mapping(map: procfs::process::MemoryMap) -> Mapping {
         }
         MMapPath::Other(name) => MapBacking::Other(name),
         MMapPath::TStack(tid) => MapBacking::Other(format!("[stack:{tid}]")),
-        MMapPath::Vsys(key) => MapBacking::Other(format!("/SYSV{key:08x}")),
+        MMapPath::Vsys(key) => MapBacking::SysvShm { key: key as u32 },
         MMapPath::Rollup => MapBacking::Other("[rollup]".to_owned()),
     };
     let vm_flags = map

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use stasis_image::{
-    validate_memory_map, DataFile, FdTable, FileEntry, Image, ImageError, Manifest, MemoryMap,
-    OpenFile, Process, RecordKind, MANIFEST_NAME, PAGE_DATA_OFFSET,
+    validate_memory_map, DataFile, FdTable, FileEntry, Image, ImageError, IpcNamespace, Manifest,
+    MemoryMap, OpenFile, Process, RecordKind, MANIFEST_NAME, PAGE_DATA_OFFSET,
 };
 
 use stasis_image::chunks::data_len_for_file_size;
@@ -396,12 +396,18 @@ fn check_records(
             RecordKind::Pages | RecordKind::FileData if locked => {
                 image.check_data_file(&file.name, kind)
             }
-            RecordKind::Process | RecordKind::MemoryMap | RecordKind::FdTable if locked => {
+            RecordKind::Process
+            | RecordKind::MemoryMap
+            | RecordKind::FdTable
+            | RecordKind::IpcNamespace
+                if locked =>
+            {
                 image.check_record_file(&file.name, kind)
             }
             RecordKind::Process => image.read_record::<Process>(&file.name).map(|_| ()),
             RecordKind::MemoryMap => check_memory_map(&image, &file.name),
             RecordKind::FdTable => check_fd_table(&image, &file.name),
+            RecordKind::IpcNamespace => check_ipc_namespace(&image, &file.name),
             RecordKind::Pages | RecordKind::FileData => {
                 image.data_reader(&file.name, kind).map(|_| ())
             }
@@ -443,6 +449,16 @@ fn check_fd_table(image: &Image, name: &str) -> Result<(), ImageError> {
         {
             referenced_data_file(image, content, RecordKind::FileData)?;
         }
+    }
+    Ok(())
+}
+
+/// Reads an IPC namespace record and checks that the contents of each
+/// shared memory segment are listed with kind file data.
+fn check_ipc_namespace(image: &Image, name: &str) -> Result<(), ImageError> {
+    let ipc: IpcNamespace = image.read_record(name)?;
+    for segment in &ipc.shm {
+        referenced_data_file(image, &segment.contents, RecordKind::FileData)?;
     }
     Ok(())
 }

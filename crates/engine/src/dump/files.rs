@@ -95,7 +95,17 @@ pub fn collect(
         let flags = info.flags & !(libc::O_CLOEXEC as u32);
         let kind = meta.file_type();
 
-        let file = if kind.is_file() {
+        let file = if kind.is_file()
+            && proc::is_posix_message_queue(Path::new(&link_path))
+                .step(pid, "reading the filesystem of an fd")?
+        {
+            return Err(unsupported(
+                pid,
+                fd,
+                &link,
+                "a POSIX message queue, which stasis cannot save yet",
+            ));
+        } else if kind.is_file() {
             let deleted = link.ends_with(" (deleted)");
             let path = link.trim_end_matches(" (deleted)").to_owned();
             let content = if deleted {

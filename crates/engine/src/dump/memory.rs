@@ -11,7 +11,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use stasis_image::{
-    DataWriter, ImageWriter, MemoryMap, PageRun, RecordKind, SharedMemory, Vma, VmaKind,
+    DataWriter, ImageWriter, IpcNamespace, MemoryMap, PageRun, RecordKind, SharedMemory, Vma,
+    VmaKind,
 };
 use stasis_linux::pagemap::{self, PageFilter, Pagemap};
 use stasis_linux::proc::{MapBacking, Mapping};
@@ -33,9 +34,12 @@ pub struct PageCounts {
 }
 
 /// Checks that every mapping can be saved and returns the image's VMA list.
+/// `ipc` contains the System V objects of the tree's own IPC namespace, or is
+/// None when the tree shares the IPC namespace of stasis.
 pub fn describe(
     pid: i32,
     mappings: &[Mapping],
+    ipc: Option<&IpcNamespace>,
     image: &mut ImageWriter,
     shared: &mut Vec<SharedMemory>,
 ) -> Result<Vec<Vma>, DumpError> {
@@ -52,8 +56,9 @@ pub fn describe(
             MapBacking::Vdso => VmaKind::Vdso,
             MapBacking::Vvar => VmaKind::Vvar,
             MapBacking::VvarVclock => VmaKind::VvarVclock,
-            MapBacking::File { path, .. } if path.starts_with("/SYSV") => {
-                return Err(unsupported(pid, mapping, "System V shared memory"))
+            MapBacking::SysvShm { .. } => {
+                check_sysv_attachment(pid, mapping, ipc)?;
+                VmaKind::SysvShm
             }
             MapBacking::File { path, deleted }
                 if mapping.shared && (*deleted || is_shmem(path)) =>
@@ -93,6 +98,13 @@ pub fn describe(
                 }
                 Some(identity)
             }
+            MapBacking::SysvShm { key } => {
+                let link = format!(
+                    "/proc/{pid}/map_files/{:x}-{:x}",
+                    mapping.start, mapping.end
+                );
+                Some(file_identity(&format!("/SYSV{key:08x}"), Path::new(&link))?)
+            }
             _ => None,
         };
         let mut prot = 0;
@@ -117,6 +129,49 @@ pub fn describe(
         });
     }
     Ok(vmas)
+}
+
+/// Checks that `mapping`, an attachment of a System V shared memory
+/// segment, lies within a segment that `ipc` contains. It may cover only
+/// part of it, after munmap or mprotect of part of an attachment. The kernel
+/// names the segment's file after its key and gives it the segment ID as
+/// inode number.
+fn check_sysv_attachment(
+    pid: i32,
+    mapping: &Mapping,
+    ipc: Option<&IpcNamespace>,
+) -> Result<(), DumpError> {
+    let id = mapping.inode;
+    let Some(ipc) = ipc else {
+        return Err(unsupported(
+            pid,
+            mapping,
+            &format!(
+                "System V shared memory segment {id} of the IPC namespace of stasis; \
+                 run the tree in an IPC namespace of its own (unshare --ipc) to dump its segments"
+            ),
+        ));
+    };
+    let Some(segment) = ipc.shm.iter().find(|segment| segment.perms.id as u64 == id) else {
+        return Err(unsupported(
+            pid,
+            mapping,
+            &format!("System V shared memory segment {id}, which its IPC namespace does not list"),
+        ));
+    };
+    let whole = segment.size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    if !mapping.shared || mapping.offset + mapping.len() > whole {
+        return Err(unsupported(
+            pid,
+            mapping,
+            &format!(
+                "a mapping of System V shared memory segment {id} ({} bytes) \
+                 that is private or extends past the segment",
+                segment.size
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Returns whether `path`, as /proc/PID/maps shows it, names a shared memory

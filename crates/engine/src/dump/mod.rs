@@ -4,11 +4,11 @@
 //! last:
 //! 1. walk the tree from the root, checking and freezing each process
 //!    (every thread stopped, signals blocked) before listing its children;
-//!    a process must have no seccomp filter, `/` as root and the
-//!    namespaces of stasis;
+//!    a process must have no seccomp filter, `/` as root, the namespaces of
+//!    stasis, and the IPC namespace of the root, which may be its own;
 //! 2. reject what the image cannot hold: processes sharing resources
 //!    without being threads, pipes or Unix sockets connected outside the
-//!    tree;
+//!    tree; save the System V objects of the tree's own IPC namespace;
 //! 3. for each process, run system calls inside it to read what /proc
 //!    does not show (signal dispositions, sigaltstack, timers, brk …), then
 //!    save its fds, mappings and private pages and its process record;
@@ -21,12 +21,13 @@
 mod anon;
 mod files;
 mod freeze;
+mod ipc;
 mod memory;
 mod process;
 mod socket;
 mod tree;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -80,7 +81,14 @@ pub fn dump(
 ) -> Result<DumpSummary, DumpError> {
     let started = Instant::now();
     let pid = options.pid;
-    check_supported(pid)?;
+    let ipc_namespace = if std::fs::metadata(format!("/proc/{pid}")).is_ok() {
+        ipc::namespace_of(pid)?
+    } else {
+        return Err(DumpError::NoSuchProcess { pid });
+    };
+    let check = |member: i32| check_supported(member, &ipc_namespace);
+    check(pid)?;
+    let private_ipc = ipc::namespace_of(std::process::id() as i32)? != ipc_namespace;
 
     let mut image = ImageWriter::create(&options.dir)?;
     if let Some(key) = &options.encryption_key {
@@ -91,7 +99,7 @@ pub fn dump(
         }
         image.encrypt_with(key.clone(), salt)?;
     }
-    let mut members = match tree::freeze(pid, check_supported) {
+    let mut members = match tree::freeze(pid, check) {
         Ok(members) => members,
         Err(err) => {
             image.abort();
@@ -101,7 +109,9 @@ pub fn dump(
     let frozen_at = Instant::now();
     info!(pid, processes = members.len(), "process tree stopped");
 
-    let (mut manifest, summary) = match write_image(options, &mut members, &mut image, progress) {
+    let ipc = private_ipc.then_some(ipc_namespace.as_path());
+    let written = write_image(options, ipc, &mut members, &mut image, progress);
+    let (mut manifest, summary) = match written {
         Ok(done) => done,
         Err(err) => {
             image.abort();
@@ -140,7 +150,9 @@ pub fn dump(
 }
 
 /// Rejects a target that has state stasis cannot save yet.
-fn check_supported(pid: i32) -> Result<(), DumpError> {
+/// `ipc_namespace` is the IPC namespace of the tree's root, which every
+/// process of the tree must share.
+fn check_supported(pid: i32, ipc_namespace: &Path) -> Result<(), DumpError> {
     if pid == std::process::id() as i32 {
         return Err(DumpError::Unsupported {
             pid,
@@ -169,14 +181,15 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
             ),
         });
     }
-    // The image keeps paths, PIDs, addresses and IPC objects as they
-    // appear to stasis, which is right only if the target shares its
-    // namespaces.
+    // The image keeps paths, PIDs and addresses as they appear to stasis,
+    // which is right only if the target shares its namespaces. The IPC
+    // namespace is the exception: a tree in one of its own is saved with
+    // its System V objects.
+    ipc::check_threads(pid, ipc_namespace)?;
     for (kind, what) in [
         ("pid", "PID"),
         ("net", "network"),
         ("mnt", "mount"),
-        ("ipc", "IPC"),
         ("user", "user"),
         ("uts", "UTS"),
         ("time", "time"),
@@ -216,14 +229,37 @@ fn check_supported(pid: i32) -> Result<(), DumpError> {
     Ok(())
 }
 
+/// Writes every record and data file of the frozen tree. `ipc_namespace`
+/// is the tree's own IPC namespace, or None when the tree shares that of
+/// stasis.
 fn write_image(
     options: &DumpOptions,
+    ipc_namespace: Option<&Path>,
     members: &mut [Member],
     image: &mut ImageWriter,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Manifest, DumpSummary), DumpError> {
     tree::check_shared_resources(members)?;
     tree::check_pipe_peers(members)?;
+    let ipc = match ipc_namespace {
+        Some(namespace) => {
+            ipc::check_no_outside_users(members, namespace)?;
+            let ipc = ipc::save(options.pid, image)?;
+            if !ipc.semaphores.is_empty() {
+                ipc::warn_sem_undo(members)?;
+            }
+            image.write_record(stasis_image::format::IPC_NAMESPACE_FILE_NAME, &ipc)?;
+            info!(
+                pid = options.pid,
+                shm = ipc.shm.len(),
+                semaphores = ipc.semaphores.len(),
+                queues = ipc.queues.len(),
+                "IPC namespace saved"
+            );
+            Some(ipc)
+        }
+        None => None,
+    };
     let mut descriptions = files::Descriptions::default();
     let mut summary = DumpSummary {
         pid: options.pid,
@@ -246,7 +282,14 @@ fn write_image(
     for member in members.iter_mut() {
         match member {
             Member::Live(frozen) => {
-                let dumped = dump_process(options, frozen, image, &mut descriptions, progress)?;
+                let dumped = dump_process(
+                    options,
+                    ipc.as_ref(),
+                    frozen,
+                    image,
+                    &mut descriptions,
+                    progress,
+                )?;
                 xsave_size = dumped.xsave_size;
                 summary.vmas += dumped.vmas;
                 summary.fds += dumped.fds;
@@ -298,6 +341,7 @@ struct DumpedProcess {
 /// Writes the records and pages of one stopped process.
 fn dump_process(
     options: &DumpOptions,
+    ipc: Option<&stasis_image::IpcNamespace>,
     frozen: &mut Frozen,
     image: &mut ImageWriter,
     descriptions: &mut files::Descriptions,
@@ -330,7 +374,7 @@ fn dump_process(
 
     // Read again: the scratch page is gone, and the layout is as it was.
     let mappings = proc::mappings(pid).step(pid, "reading /proc/PID/smaps")?;
-    let vmas = memory::describe(pid, &mappings, image, &mut descriptions.shared_memory)?;
+    let vmas = memory::describe(pid, &mappings, ipc, image, &mut descriptions.shared_memory)?;
     let vma_count = vmas.len();
     let pages_name = stasis_image::format::pages_file_name(pid);
     let mut pages = image.data_writer(&pages_name, RecordKind::Pages)?;

@@ -92,9 +92,15 @@ pub struct Tree {
 impl Tree {
     /// Creates the root with PID `pid`, seized and stopped, in
     /// `pid_namespace` if given, and else in the PID namespace of stasis.
-    pub fn spawn_root(pid: i32, pid_namespace: Option<PidNamespace>) -> Result<Tree, RestoreError> {
+    /// `flags` are extra clone flags, such as CLONE_NEWIPC.
+    pub fn spawn_root(
+        pid: i32,
+        flags: u64,
+        pid_namespace: Option<PidNamespace>,
+    ) -> Result<Tree, RestoreError> {
         let tids = [pid];
         let args = CloneArgs {
+            flags,
             exit_signal: libc::SIGCHLD as u64,
             set_tid: tids.as_ptr() as u64,
             set_tid_size: 1,

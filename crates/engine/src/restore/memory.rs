@@ -232,7 +232,7 @@ pub fn map_and_fill(
         if is_special(vma.kind) {
             continue;
         }
-        map_vma(remote, vma, files, fill)?;
+        map_vma(remote, map, vma, files, fill)?;
     }
 
     fill_pages(pid, map, &files.pages)?;
@@ -362,13 +362,122 @@ fn copy_pieces(
     Ok(())
 }
 
+/// Attaches the System V segment that `vma` maps at its address, as the
+/// process did with shmat, then applies the recorded protection. The
+/// segment exists already, with its saved ID, in the process's IPC
+/// namespace.
+///
+/// munmap or mprotect of part of an attachment leaves a VMA that covers
+/// only part of the segment. Such a VMA is made by attaching the whole
+/// segment in a free range and moving the part to its address with
+/// mremap, which keeps the file offset. The rest of that attachment is
+/// then unmapped. shmdt
+/// finds such a VMA by its address minus its offset, as before the dump.
+fn attach_sysv_shm(
+    remote: &mut RemoteProcess,
+    map: &MemoryMap,
+    vma: &Vma,
+) -> Result<(), RestoreError> {
+    let pid = remote.pid();
+    let id = vma.file.as_ref().map(|file| file.ino).unwrap_or(u64::MAX);
+    let segment_len = vma.file.as_ref().map(|file| file.size).unwrap_or(0);
+    let whole = segment_len.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    let len = vma.end - vma.start;
+    let partial = vma.offset != 0 || len != whole;
+    let has = |name: &str| vma.vm_flags.iter().any(|flag| flag == name);
+
+    // The segment was attached read-only unless the mapping may be made
+    // writable ("mw"); its current protection may be narrower, after
+    // mprotect.
+    let mut flags = 0;
+    if !has("mw") {
+        flags |= stasis_linux::sysv::SHM_RDONLY;
+    }
+    if vma.prot & libc::PROT_EXEC as u32 != 0 {
+        flags |= stasis_linux::sysv::SHM_EXEC;
+    }
+
+    let address = if partial {
+        // Clear of every recorded VMA and of what the process maps now,
+        // such as the scratch area.
+        let current: Vec<(u64, u64)> = proc::mappings(pid)
+            .step(pid, "reading the new process's mappings")?
+            .iter()
+            .map(|mapping| (mapping.start, mapping.end))
+            .collect();
+        free_area(map, &current, whole)?
+    } else {
+        vma.start
+    };
+    let got = remote
+        .syscall(
+            "shmat",
+            libc::SYS_shmat,
+            [id, address, flags as u64, 0, 0, 0],
+        )
+        .step(
+            pid,
+            format!("attaching System V segment {id} at {address:x}"),
+        )?;
+    if got != address {
+        return Err(RestoreError::Unsupported {
+            reason: format!("shmat placed segment {id} at {got:x}, not {address:x}"),
+        });
+    }
+    if partial {
+        remote
+            .syscall(
+                "mremap",
+                libc::SYS_mremap,
+                [
+                    address + vma.offset,
+                    len,
+                    len,
+                    (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64,
+                    vma.start,
+                    0,
+                ],
+            )
+            .step(
+                pid,
+                format!("moving part of System V segment {id} to {:x}", vma.start),
+            )?;
+        remote
+            .munmap(address, whole)
+            .step(pid, format!("unmapping the rest of System V segment {id}"))?;
+    }
+
+    let mut attached = libc::PROT_READ as u32;
+    if flags & stasis_linux::sysv::SHM_RDONLY == 0 {
+        attached |= libc::PROT_WRITE as u32;
+    }
+    if flags & stasis_linux::sysv::SHM_EXEC != 0 {
+        attached |= libc::PROT_EXEC as u32;
+    }
+    if attached != vma.prot {
+        remote
+            .syscall(
+                "mprotect",
+                libc::SYS_mprotect,
+                [vma.start, vma.end - vma.start, vma.prot as u64, 0, 0, 0],
+            )
+            .step(pid, format!("protecting {:x}-{:x}", vma.start, vma.end))?;
+    }
+    Ok(())
+}
+
 fn map_vma(
     remote: &mut RemoteProcess,
+    map: &MemoryMap,
     vma: &Vma,
     files: &OpenedFiles,
     fill: bool,
 ) -> Result<(), RestoreError> {
     let pid = remote.pid();
+    if vma.kind == VmaKind::SysvShm {
+        attach_sysv_shm(remote, map, vma)?;
+        return apply_advice(remote, vma);
+    }
     let mut prot = vma.prot as u64;
     if fill {
         prot |= libc::PROT_WRITE as u64;
@@ -419,6 +528,13 @@ fn map_vma(
             reason: format!("mmap placed {:x}-{:x} at {got:x}", vma.start, vma.end),
         });
     }
+    apply_advice(remote, vma)
+}
+
+/// Applies the madvise flags that the VMA had, such as MADV_DONTDUMP.
+fn apply_advice(remote: &mut RemoteProcess, vma: &Vma) -> Result<(), RestoreError> {
+    let pid = remote.pid();
+    let has = |name: &str| vma.vm_flags.iter().any(|flag| flag == name);
     for (name, advice) in ADVICE {
         if has(name) {
             remote

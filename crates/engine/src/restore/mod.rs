@@ -6,11 +6,12 @@
 //! 2. check that this machine can run the image (CPU features, XSAVE size);
 //! 3. open every file the processes need, create their pipes, and check
 //!    that each file is unchanged;
-//! 4. create the root with the recorded PID (clone3 with set_tid), then
-//!    each other process from its parent, in its session and group;
-//!    zombies exit with their recorded status. When asked, or when a
-//!    recorded PID is taken, this happens in a new PID namespace
-//!    (`pidns.rs`);
+//! 4. create the root with the recorded PID (clone3 with set_tid), in a
+//!    new IPC namespace if the image has one, then each other process from
+//!    its parent, in its session and group. Zombies exit with their
+//!    recorded status. When asked, or when a recorded PID is taken, this
+//!    happens in a new PID namespace (`pidns.rs`). Then the System V
+//!    objects of the IPC namespace are created;
 //! 5. rebuild each process's address space, fds, limits, signals, threads
 //!    and credentials with system calls run inside it; every data file
 //!    (pages, file contents, socket queues) is checked a chunk at a time
@@ -23,6 +24,7 @@
 mod anon;
 mod child;
 mod files;
+mod ipc;
 mod memory;
 mod pidns;
 mod process;
@@ -185,6 +187,11 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
     }
     let root = image.manifest().root_pid;
     let processes = read_processes(&image)?;
+    let maps: Vec<&MemoryMap> = processes
+        .iter()
+        .filter_map(|p| p.live.as_ref().map(|live| &live.0))
+        .collect();
+    let ipc = ipc::read(&image, &maps)?;
     check_machine(&image)?;
 
     let check = FileCheck {
@@ -210,14 +217,15 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         });
     }
 
+    let new_ipc = ipc.is_some();
     let (mut tree, reason) = match &options.pid_namespace {
-        PidNamespaceMode::Never => (create_tree(&processes, None)?, None),
+        PidNamespaceMode::Never => (create_tree(&processes, new_ipc, None)?, None),
         PidNamespaceMode::Always(init) => {
             check_pid_one_free(&processes)?;
             let namespace = PidNamespace::create(init)?;
-            (create_tree(&processes, Some(namespace))?, None)
+            (create_tree(&processes, new_ipc, Some(namespace))?, None)
         }
-        PidNamespaceMode::WhenPidsTaken(init) => create_tree_where_free(&processes, init)?,
+        PidNamespaceMode::WhenPidsTaken(init) => create_tree_where_free(&processes, new_ipc, init)?,
     };
     let root_pid = tree.processes[0].pid;
     let pid_namespace = tree
@@ -235,8 +243,21 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         processes = processes.len(),
         "processes created"
     );
+    if let Some(ipc) = &ipc {
+        ipc::create(root_pid, ipc, &image)?;
+        info!(
+            root,
+            shm = ipc.shm.len(),
+            semaphores = ipc.semaphores.len(),
+            queues = ipc.queues.len(),
+            "System V IPC objects created"
+        );
+    }
 
     rebuild_all(&mut tree, &processes, &opened)?;
+    if let Some(ipc) = &ipc {
+        ipc::finish(root_pid, ipc)?;
+    }
 
     tree.release()?;
     // stasis keeps both ends of every restored pipe open: they are closed before
@@ -267,9 +288,10 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
 /// new namespace, which PID was taken.
 fn create_tree_where_free(
     processes: &[ProcessImage],
+    new_ipc_namespace: bool,
     init: &InitCommand,
 ) -> Result<(Tree, Option<String>), RestoreError> {
-    let reason = match create_tree(processes, None) {
+    let reason = match create_tree(processes, new_ipc_namespace, None) {
         // Threads are created later, so their TIDs are checked here, after
         // the wait for zombies that hold saved PIDs.
         Ok(tree) => match taken_thread_id(processes) {
@@ -297,7 +319,7 @@ fn create_tree_where_free(
         source: Box::new(error),
     };
     let namespace = PidNamespace::create(init).map_err(fallback)?;
-    let tree = create_tree(processes, Some(namespace)).map_err(fallback)?;
+    let tree = create_tree(processes, new_ipc_namespace, Some(namespace)).map_err(fallback)?;
     Ok((tree, Some(reason)))
 }
 
@@ -337,13 +359,21 @@ fn reject_pid_one(mut saved_ids: impl Iterator<Item = i32>) -> Result<(), Restor
 }
 
 /// Creates every process of the tree, each by its parent, in its session
-/// and group; zombies exit right away with their recorded status.
+/// and group; zombies exit right away with their recorded status. With
+/// `new_ipc_namespace`, the root and so the whole tree get a new IPC
+/// namespace.
 fn create_tree(
     processes: &[ProcessImage],
+    new_ipc_namespace: bool,
     pid_namespace: Option<PidNamespace>,
 ) -> Result<Tree, RestoreError> {
     let root = &processes[0].process;
-    let mut tree = Tree::spawn_root(root.pid, pid_namespace)?;
+    let flags = if new_ipc_namespace {
+        libc::CLONE_NEWIPC as u64
+    } else {
+        0
+    };
+    let mut tree = Tree::spawn_root(root.pid, flags, pid_namespace)?;
     let mut placed: Vec<&Process> = Vec::new();
     for entry in processes {
         let process = &entry.process;

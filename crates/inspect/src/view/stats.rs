@@ -218,6 +218,7 @@ fn kind_name(kind: RecordKind) -> &'static str {
         RecordKind::FdTable => "FdTable",
         RecordKind::Pages => "Pages",
         RecordKind::FileData => "FileData",
+        RecordKind::IpcNamespace => "IpcNamespace",
     }
 }
 
@@ -252,6 +253,7 @@ fn bytes(image: &LoadedImage, sizes: &[MappingSize]) -> ByteBreakdown {
             RecordKind::Process => *parts.entry("process records").or_default() += size,
             RecordKind::MemoryMap => *parts.entry("memory map records").or_default() += size,
             RecordKind::FdTable => *parts.entry("fd table records").or_default() += size,
+            RecordKind::IpcNamespace => *parts.entry("IPC namespace record").or_default() += size,
             RecordKind::Manifest => *parts.entry("manifest").or_default() += size,
         }
     }

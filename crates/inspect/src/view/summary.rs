@@ -35,6 +35,10 @@ pub struct Summary {
     pub processes: Vec<ProcessSummary>,
     pub memory: MemoryTotals,
     pub fds: FdCounts,
+    /// System V objects of the tree's own IPC namespace; null when the
+    /// tree shared the IPC namespace of stasis, or the record is
+    /// unreadable.
+    pub ipc: Option<IpcSummary>,
     pub image_size: ImageSize,
     /// Encryption of the image; absent for an image in clear.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +55,50 @@ pub struct EncryptionSummary {
     pub key_id: String,
     /// True when the key was given and the records were decrypted.
     pub decrypted: bool,
+}
+
+/// The System V objects of the tree's IPC namespace.
+#[derive(Debug, Serialize)]
+pub struct IpcSummary {
+    /// True when the IPC namespace record passed every check.
+    pub verified: bool,
+    pub shm: Vec<ShmSummary>,
+    pub semaphores: Vec<SemaphoreSummary>,
+    pub queues: Vec<QueueSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ShmSummary {
+    pub id: i32,
+    pub key: i32,
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Removed with IPC_RMID while still attached.
+    pub removed: bool,
+    /// Locked in memory with SHM_LOCK.
+    pub locked: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SemaphoreSummary {
+    pub id: i32,
+    pub key: i32,
+    pub mode: u32,
+    pub values: Vec<u16>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueueSummary {
+    pub id: i32,
+    pub key: i32,
+    pub mode: u32,
+    pub messages: usize,
+    /// Bytes of message text in the queue.
+    pub bytes: u64,
+    /// Maximum bytes in the queue (msg_qbytes).
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -230,6 +278,7 @@ pub fn build(image: &LoadedImage, pid: Option<i32>) -> Summary {
             pages_skipped_equal_to_file: manifest.stats.pages_skipped_file,
         },
         fds,
+        ipc: ipc_summary(image),
         image_size: image_size(image),
         encryption: manifest
             .encryption
@@ -240,6 +289,54 @@ pub fn build(image: &LoadedImage, pid: Option<i32>) -> Summary {
                 decrypted: matches!(image.encryption, EncryptionState::Unlocked { .. }),
             }),
     }
+}
+
+fn ipc_summary(image: &LoadedImage) -> Option<IpcSummary> {
+    let checked = image.ipc.as_ref()?;
+    let ipc = &checked.record;
+    Some(IpcSummary {
+        verified: checked.verified,
+        shm: ipc
+            .shm
+            .iter()
+            .map(|segment| ShmSummary {
+                id: segment.perms.id,
+                key: segment.perms.key,
+                size: segment.size,
+                mode: segment.perms.mode,
+                uid: segment.perms.uid,
+                gid: segment.perms.gid,
+                removed: segment.removed,
+                locked: segment.locked,
+            })
+            .collect(),
+        semaphores: ipc
+            .semaphores
+            .iter()
+            .map(|set| SemaphoreSummary {
+                id: set.perms.id,
+                key: set.perms.key,
+                mode: set.perms.mode,
+                values: set.values.clone(),
+            })
+            .collect(),
+        queues: ipc
+            .queues
+            .iter()
+            .map(|queue| QueueSummary {
+                id: queue.perms.id,
+                key: queue.perms.key,
+                mode: queue.perms.mode,
+                messages: queue.messages.len(),
+                bytes: queue
+                    .messages
+                    .iter()
+                    .map(|message| message.data.0.len() as u64)
+                    .sum(),
+                max_bytes: queue.max_bytes,
+            })
+            .collect(),
+    })
 }
 
 fn integrity(image: &LoadedImage) -> Integrity {
@@ -405,6 +502,10 @@ pub fn render(summary: &Summary, image: &LoadedImage, style: &Style) -> String {
     out.push('\n');
     out.push_str(&render_fds(&summary.fds, style));
     out.push_str(&unreadable_note(summary, |p| p.fds.is_none(), "fd table"));
+    if let Some(ipc) = &summary.ipc {
+        out.push('\n');
+        out.push_str(&render_ipc(ipc, style));
+    }
     out.push('\n');
     out.push_str(&render_image_size(&summary.image_size, style));
     out
@@ -689,6 +790,58 @@ fn render_fds(fds: &FdCounts, style: &Style) -> String {
         style.heading("File descriptors"),
         render_fd_counts(fds)
     )
+}
+
+fn render_ipc(ipc: &IpcSummary, style: &Style) -> String {
+    let mut heading = style.heading("System V IPC (own IPC namespace)");
+    if !ipc.verified {
+        heading.push_str(&format!("  {}", style.paint(Paint::Warn, "[UNVERIFIED]")));
+    }
+    let mut out = heading;
+    out.push('\n');
+    if ipc.shm.is_empty() && ipc.semaphores.is_empty() && ipc.queues.is_empty() {
+        out.push_str("  no objects\n");
+        return out;
+    }
+    for segment in &ipc.shm {
+        out.push_str(&format!(
+            "  shm {}  key {:#010x}  {}  mode {:03o}  owner {}:{}{}{}\n",
+            segment.id,
+            segment.key as u32,
+            human_bytes(segment.size),
+            segment.mode,
+            segment.uid,
+            segment.gid,
+            if segment.locked { "  locked" } else { "" },
+            if segment.removed {
+                "  (removed, still attached)"
+            } else {
+                ""
+            }
+        ));
+    }
+    for set in &ipc.semaphores {
+        let values: Vec<String> = set.values.iter().map(u16::to_string).collect();
+        out.push_str(&format!(
+            "  semaphores {}  key {:#010x}  mode {:03o}  values {}\n",
+            set.id,
+            set.key as u32,
+            set.mode,
+            values.join(" ")
+        ));
+    }
+    for queue in &ipc.queues {
+        out.push_str(&format!(
+            "  queue {}  key {:#010x}  mode {:03o}  {}, {} of at most {}\n",
+            queue.id,
+            queue.key as u32,
+            queue.mode,
+            count(queue.messages as u64, "message"),
+            human_bytes(queue.bytes),
+            human_bytes(queue.max_bytes)
+        ));
+    }
+    out
 }
 
 fn render_image_size(size: &ImageSize, style: &Style) -> String {

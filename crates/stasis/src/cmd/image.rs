@@ -26,8 +26,8 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum ImageCommand {
-    /// Print a record file (manifest, process, memory map or fd table) as
-    /// pretty JSON.
+    /// Print a record file (manifest, process, memory map, fd table or IPC
+    /// namespace) as pretty JSON.
     Decode {
         /// The record file, for example IMAGE/process-1234.
         file: PathBuf,
@@ -62,6 +62,8 @@ enum KindArg {
     MemoryMap,
     #[value(alias = "fds")]
     FdTable,
+    #[value(alias = "ipc")]
+    IpcNamespace,
 }
 
 impl KindArg {
@@ -71,6 +73,7 @@ impl KindArg {
             KindArg::Process => RecordKind::Process,
             KindArg::MemoryMap => RecordKind::MemoryMap,
             KindArg::FdTable => RecordKind::FdTable,
+            KindArg::IpcNamespace => RecordKind::IpcNamespace,
         }
     }
 }
