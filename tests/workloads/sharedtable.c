@@ -24,7 +24,7 @@
  *   5. The parent checks that the closed fd is closed for it too (EBADF),
  *      that the new fd is open, that its cwd is DIR/two and its umask 077.
  *      It writes "parent\n" through the new fd, closes the fd it opened in
- *      step 2 and tells the child.
+ *      step 2 and sends the child a message.
  *   6. The child checks that the parent's fd is closed for it too and that
  *      the shared file position is 7 (after the parent's write), and exits
  *      with 0 if every check held.
@@ -107,29 +107,29 @@ static int current_umask(void)
 	return mask;
 }
 
-static void check_fs(const char *who, const char *expected_dir, int expected_umask)
+static void check_fs(const char *context, const char *expected_dir, int expected_umask)
 {
 	char cwd[PATH_MAX], expected[PATH_MAX];
 	path_in(expected, sizeof(expected), expected_dir);
 	if (getcwd(cwd, sizeof(cwd)) == NULL)
 		die("getcwd failed");
 	if (strcmp(cwd, expected) != 0)
-		fail("%s: cwd is %s, expected %s", who, cwd, expected);
+		fail("%s: cwd is %s, expected %s", context, cwd, expected);
 	int mask = current_umask();
 	if (mask != expected_umask)
-		fail("%s: umask is %03o, expected %03o", who, mask, expected_umask);
+		fail("%s: umask is %03o, expected %03o", context, mask, expected_umask);
 }
 
-static void check_open(const char *who, int fd)
+static void check_open(const char *context, int fd)
 {
 	if (fcntl(fd, F_GETFD) < 0)
-		fail("%s: fd %d is not open: %s", who, fd, strerror(errno));
+		fail("%s: fd %d is not open: %s", context, fd, strerror(errno));
 }
 
-static void check_closed(const char *who, int fd)
+static void check_closed(const char *context, int fd)
 {
 	if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
-		fail("%s: fd %d is still open after the other process closed it", who, fd);
+		fail("%s: fd %d is still open after the other process closed it", context, fd);
 }
 
 static int child_main(void *unused)
@@ -148,10 +148,10 @@ static int child_main(void *unused)
 	send_int(to_parent[1], first);
 
 	/* Step 2. */
-	int parents = receive_int(to_child[0]);
-	check_open("child before the dump", parents);
-	if (write(parents, "child\n", 6) != 6)
-		fail("child: cannot write through fd %d: %s", parents, strerror(errno));
+	int parent_fd = receive_int(to_child[0]);
+	check_open("child before the dump", parent_fd);
+	if (write(parent_fd, "child\n", 6) != 6)
+		fail("child: cannot write through fd %d: %s", parent_fd, strerror(errno));
 
 	/* Step 4: waits here, in read(2), through the dump and the restore. */
 	receive_int(to_child[0]);
@@ -168,7 +168,7 @@ static int child_main(void *unused)
 
 	/* Step 6. */
 	receive_int(to_child[0]);
-	check_closed("child after the restore", parents);
+	check_closed("child after the restore", parent_fd);
 	off_t position = lseek(second, 0, SEEK_CUR);
 	if (position != 7)
 		fail("child: position of fd %d is %lld, expected 7 after the parent's write", second,
@@ -214,18 +214,18 @@ int main(int argc, char **argv)
 		die("clone failed");
 
 	/* Step 1. */
-	int childs = receive_int(to_parent[0]);
-	check_open("parent before the dump", childs);
+	int child_fd = receive_int(to_parent[0]);
+	check_open("parent before the dump", child_fd);
 	check_fs("parent before the dump", "one", 027);
-	if (write(childs, "parent\n", 7) != 7)
-		fail("parent: cannot write through fd %d: %s", childs, strerror(errno));
+	if (write(child_fd, "parent\n", 7) != 7)
+		fail("parent: cannot write through fd %d: %s", child_fd, strerror(errno));
 
 	/* Step 2. */
 	path_in(path, sizeof(path), "parent-file");
-	int mine = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (mine < 0)
+	int parent_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (parent_fd < 0)
 		die("cannot open parent-file");
-	send_int(to_child[1], mine);
+	send_int(to_child[1], parent_fd);
 
 	/* Step 3. */
 	char ready[128];
@@ -238,12 +238,12 @@ int main(int argc, char **argv)
 	/* Step 5. */
 	send_int(to_child[1], 1);
 	int second = receive_int(to_parent[0]);
-	check_closed("parent after the restore", childs);
+	check_closed("parent after the restore", child_fd);
 	check_open("parent after the restore", second);
 	check_fs("parent after the restore", "two", 077);
 	if (write(second, "parent\n", 7) != 7)
 		fail("parent: cannot write through fd %d: %s", second, strerror(errno));
-	close(mine);
+	close(parent_fd);
 	send_int(to_child[1], 2);
 
 	int status;

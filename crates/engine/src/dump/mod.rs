@@ -214,6 +214,7 @@ fn write_image(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Manifest, DumpSummary), DumpError> {
     let sharing = tree::find_shared_resources(members)?;
+    tree::check_outside_sharing(members)?;
     tree::check_pipe_peers(members)?;
     let mut descriptions = files::Descriptions::default();
     let mut summary = DumpSummary {

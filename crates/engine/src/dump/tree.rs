@@ -180,7 +180,7 @@ const KCMP_FILES: i32 = 2;
 const KCMP_FS: i32 = 3;
 const KCMP_SIGHAND: i32 = 4;
 
-/// Whether `first` and `second` share the object of kcmp type `kind`.
+/// Returns whether `first` and `second` share the object of kcmp type `kind`.
 fn shares(first: i32, second: i32, kind: i32) -> bool {
     // SAFETY: kcmp takes integers only.
     unsafe { libc::syscall(libc::SYS_kcmp, first, second, kind, 0, 0) == 0 }
@@ -200,7 +200,7 @@ pub struct Sharing {
 ///
 /// Restore rebuilds a group by cloning each later member from its parent
 /// with the same flag, so every member but the first must have its parent
-/// in the group; any other arrangement is rejected, naming both processes.
+/// in the group. Any other arrangement is rejected, naming both processes.
 /// Processes that share an address space or signal handlers without being
 /// threads (clone with CLONE_VM but without CLONE_THREAD, or a vfork child
 /// before it execs) are rejected too.
@@ -256,7 +256,7 @@ pub fn find_shared_resources(
                 (
                     found.fs_shared_with,
                     parent_sharing.fs_shared_with,
-                    "root, cwd and umask",
+                    "fs state (root, cwd and umask)",
                     "CLONE_FS",
                 ),
             ] {
@@ -265,9 +265,9 @@ pub fn find_shared_resources(
                     return Err(DumpError::Unsupported {
                         pid,
                         reason: format!(
-                            "it shares its {what} with process {owner}, but its parent {parent} does not share them; \
-                             stasis restores a shared {what} only when each process got it from its parent \
-                             through clone with {flag}"
+                            "it shares its {what} with process {owner}, but its parent {parent} does not; \
+                             stasis restores a shared {what} only when each process that shares it got it \
+                             from its parent through clone with {flag}"
                         ),
                     });
                 }
@@ -276,4 +276,55 @@ pub fn find_shared_resources(
         sharing.insert(pid, found);
     }
     Ok(sharing)
+}
+
+/// Rejects a tree where a live process shares its address space, signal
+/// handlers, fd table or fs state with a process outside the tree. After
+/// restore the two would each have their own, so changes made by one
+/// would no longer reach the other.
+pub fn check_outside_sharing(members: &[Member]) -> Result<(), DumpError> {
+    let inside: Vec<i32> = members.iter().map(Member::pid).collect();
+    let live: Vec<i32> = members
+        .iter()
+        .filter_map(|member| match member {
+            Member::Live(frozen) => Some(frozen.pid),
+            Member::Zombie(_) => None,
+        })
+        .collect();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Ok(());
+    };
+    let own_pid = std::process::id() as i32;
+    for entry in entries.flatten() {
+        let Some(outside) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if inside.contains(&outside) || outside == own_pid {
+            continue;
+        }
+        for &pid in &live {
+            for (kind, what) in [
+                (KCMP_VM, "address space"),
+                (KCMP_SIGHAND, "signal handlers"),
+                (KCMP_FILES, "fd table"),
+                (KCMP_FS, "fs state (root, cwd and umask)"),
+            ] {
+                if shares(pid, outside, kind) {
+                    let comm = proc::comm(outside, outside).unwrap_or_else(|_| "unknown".into());
+                    return Err(DumpError::Unsupported {
+                        pid,
+                        reason: format!(
+                            "it shares its {what} with process {outside} ({comm}), which is outside the dumped tree; \
+                             dump a common ancestor of both"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -391,8 +391,8 @@ fn rebuild_all(
 /// letting it run. Returns the TIDs of the threads it created.
 ///
 /// With `close_keeping`, the process closes every fd of its table except
-/// the listed numbers once its fds are installed; without it, a later
-/// process that shares the table does so (`shared.rs`).
+/// the listed numbers once its fds are installed. Without it, a later
+/// process that shares the table closes them (`shared.rs`).
 fn rebuild(
     mut main: RemoteProcess,
     process: &Process,
