@@ -223,3 +223,109 @@ fn dump_rejects_sharing_outside_tree() {
         env.stderr_of("sharedtable")
     );
 }
+
+/// Returns the working directory and umask of `pid`.
+fn proc_fs_state(pid: Pid) -> (String, Option<String>) {
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|error| panic!("cannot read the cwd of {pid}: {error}"));
+    (cwd, proc_status_value(pid, "Umask"))
+}
+
+#[test]
+fn mixed_sharing_tree_restored() {
+    let Some(env) = TestEnv::new("mixed_sharing_tree_restored") else {
+        return;
+    };
+    let work = env.make_dir("work");
+    let status_path = work.join("status");
+    let mut command = std::process::Command::new(workload_binary("sharedtree"));
+    command.arg(&work);
+    let parent = env.spawn("sharedtree", &mut command);
+    let status = wait_until("the workload to be ready", WAIT_TIMEOUT, || {
+        assert!(
+            is_running(parent),
+            "sharedtree exited early:\n{}",
+            env.stderr_of("sharedtree")
+        );
+        Some(read_or_empty(&status_path)).filter(|text| text.starts_with("ready"))
+    });
+    let files_child = ready_pid(&status, "files_child");
+    let grandchild = ready_pid(&status, "grandchild");
+    let plain_child = ready_pid(&status, "plain_child");
+    let others = [files_child, grandchild, plain_child];
+    for pid in others {
+        env.track(pid);
+    }
+    let everyone = [parent, files_child, grandchild, plain_child];
+    let fds_before: Vec<_> = everyone.iter().map(|&pid| proc_fd_links(pid)).collect();
+    let fs_before: Vec<_> = everyone.iter().map(|&pid| proc_fs_state(pid)).collect();
+
+    let image = env.path("image");
+    env.dump_and_reap(parent, &image);
+    let expected_records = [
+        (files_child, Some(parent), None),
+        (grandchild, Some(parent), Some(files_child)),
+        (plain_child, None, None),
+    ];
+    for (pid, files, fs) in expected_records {
+        let record = decode(&env, &image, &format!("process-{pid}"));
+        assert_eq!(
+            record["files_shared_with"].as_i64(),
+            files.map(|owner| owner.as_raw().into()),
+            "files_shared_with of process {pid}"
+        );
+        assert_eq!(
+            record["fs_shared_with"].as_i64(),
+            fs.map(|owner| owner.as_raw().into()),
+            "fs_shared_with of process {pid}"
+        );
+    }
+
+    let restored = env.restore_detached(&image, parent, &[]);
+    for pid in others {
+        env.track(pid);
+        assert!(
+            is_running(pid),
+            "process {pid} is not running after the restore"
+        );
+    }
+    assert_eq!(restored, parent);
+    let table_pairs = [
+        (parent, files_child, true),
+        (parent, grandchild, true),
+        (parent, plain_child, false),
+        (files_child, plain_child, false),
+    ];
+    for (first, second, shared) in table_pairs {
+        assert_eq!(
+            kcmp_equal(first, second, KCMP_FILES),
+            shared,
+            "processes {first} and {second} should share their fd table: {shared}"
+        );
+    }
+    let fs_pairs = [
+        (files_child, grandchild, true),
+        (parent, files_child, false),
+        (parent, plain_child, false),
+    ];
+    for (first, second, shared) in fs_pairs {
+        assert_eq!(
+            kcmp_equal(first, second, KCMP_FS),
+            shared,
+            "processes {first} and {second} should share their fs state: {shared}"
+        );
+    }
+    for (index, &pid) in everyone.iter().enumerate() {
+        assert_eq!(
+            proc_fd_links(pid),
+            fds_before[index],
+            "the fds of process {pid} differ after the restore"
+        );
+        assert_eq!(
+            proc_fs_state(pid),
+            fs_before[index],
+            "the cwd or umask of process {pid} differs after the restore"
+        );
+    }
+}
