@@ -4,13 +4,17 @@
  * Usage: unsupported MODE DIR
  *
  *   pidfd   keeps a pidfd of itself open
- *   sharedfiles clones a child that shares its fd table (CLONE_FILES)
+ *   sharedvm    clones a child that shares its address space (CLONE_VM
+ *               without CLONE_THREAD)
+ *   splitfiles  clones two children that share its fd table (CLONE_FILES),
+ *               then gives itself a table of its own (unshare), so the two
+ *               children share a table that their parent does not have
  *   socket  keeps a Unix domain socket open (unbound and unconnected, so it sends nothing)
  *   tty     keeps both ends of a pseudoterminal open, opened with O_NOCTTY
  *
  * Once the resource exists it writes DIR/ready with one line of key=value
- * pairs: "pid=P child=C", "pid=P fd=N" or "pid=P fd=M,S"
- * (master and slave). Then it rewrites DIR/status at offset 0 every 10 ms with
+ * pairs: "pid=P child=C", "pid=P child=C,D", "pid=P fd=N" or
+ * "pid=P fd=M,S" (master and slave). Then it rewrites DIR/status at offset 0 every 10 ms with
  * "tick N", so a test can see that it still runs, until it is killed.
  * Setup errors exit 2.
  */
@@ -67,18 +71,31 @@ int main(int argc, char **argv)
     pid_t pid = getpid();
 
     if (argc != 3) {
-        fprintf(stderr, "usage: unsupported pidfd|sharedfiles|socket|tty DIR\n");
+        fprintf(stderr, "usage: unsupported pidfd|sharedvm|splitfiles|socket|tty DIR\n");
         return 2;
     }
     const char *mode = argv[1];
     const char *dir = argv[2];
 
-    if (strcmp(mode, "sharedfiles") == 0) {
+    if (strcmp(mode, "sharedvm") == 0) {
+        /* The child runs on this stack in the shared memory, so the parent never uses it. */
         static char stack[65536];
-        int child = clone(pause_forever, stack + sizeof(stack), CLONE_FILES | SIGCHLD, NULL);
+        int child = clone(pause_forever, stack + sizeof(stack), CLONE_VM | SIGCHLD, NULL);
         if (child < 0)
             die("clone failed");
         snprintf(ready, sizeof(ready), "pid=%d child=%d\n", (int)pid, child);
+    } else if (strcmp(mode, "splitfiles") == 0) {
+        /* Without CLONE_VM each child runs on its own copy of this stack. */
+        static char stack[65536];
+        int first = clone(pause_forever, stack + sizeof(stack), CLONE_FILES | SIGCHLD, NULL);
+        if (first < 0)
+            die("clone failed");
+        int second = clone(pause_forever, stack + sizeof(stack), CLONE_FILES | SIGCHLD, NULL);
+        if (second < 0)
+            die("clone failed");
+        if (unshare(CLONE_FILES) != 0)
+            die("unshare failed");
+        snprintf(ready, sizeof(ready), "pid=%d child=%d,%d\n", (int)pid, first, second);
     } else if (strcmp(mode, "pidfd") == 0) {
         int fd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (fd < 0)
@@ -103,7 +120,7 @@ int main(int argc, char **argv)
             die("cannot open the pseudoterminal slave");
         snprintf(ready, sizeof(ready), "pid=%d fd=%d,%d\n", (int)pid, master, slave);
     } else {
-        fprintf(stderr, "unsupported: unknown mode %s, expected pidfd, sharedfiles, socket or tty\n",
+        fprintf(stderr, "unsupported: unknown mode %s, expected pidfd, sharedvm, splitfiles, socket or tty\n",
                 mode);
         return 2;
     }

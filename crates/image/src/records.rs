@@ -218,6 +218,17 @@ pub struct Process {
     /// fds.
     #[serde(default)]
     pub zombie_exit_status: Option<i32>,
+    /// PID of the first process in the manifest's order whose fd table
+    /// this process shares (made with clone and CLONE_FILES, without
+    /// CLONE_THREAD). That process's fd table record lists the fds, and
+    /// this process's record lists none. None for a table of its own.
+    #[serde(default)]
+    pub files_shared_with: Option<i32>,
+    /// PID of the first process in the manifest's order whose root, cwd
+    /// and umask this process shares (made with clone and CLONE_FS,
+    /// without CLONE_THREAD). Restore sets them in that process only.
+    #[serde(default)]
+    pub fs_shared_with: Option<i32>,
 }
 
 impl Record for Process {

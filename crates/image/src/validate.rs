@@ -201,6 +201,26 @@ pub fn validate_process(process: &Process, path: &Path) -> Result<(), ImageError
     if process.threads.is_empty() && process.zombie_exit_status.is_none() {
         return Err(ImageError::invalid(path, "the process has no threads"));
     }
+    for (field, shared_with) in [
+        ("files_shared_with", process.files_shared_with),
+        ("fs_shared_with", process.fs_shared_with),
+    ] {
+        let Some(owner) = shared_with else { continue };
+        if owner <= 0 || owner == process.pid {
+            return Err(ImageError::invalid(
+                path,
+                format!(
+                    "invalid {field} {owner}: expected the PID of another process of the image"
+                ),
+            ));
+        }
+        if process.zombie_exit_status.is_some() {
+            return Err(ImageError::invalid(
+                path,
+                format!("{field} is set on a zombie, which has no fd table or fs state"),
+            ));
+        }
+    }
     let mut tids = HashSet::new();
     for thread in &process.threads {
         if thread.tid <= 0 {

@@ -168,6 +168,15 @@ fn process_invalid() {
         }),
         ("at most 3", |p| p.itimers.push(Itimer::default())),
         ("above hard limit", |p| p.rlimits[0].soft = 5000),
+        ("invalid files_shared_with 100", |p| {
+            p.files_shared_with = Some(p.pid)
+        }),
+        ("invalid fs_shared_with -3", |p| p.fs_shared_with = Some(-3)),
+        ("fs_shared_with is set on a zombie", |p| {
+            p.threads.clear();
+            p.zombie_exit_status = Some(0);
+            p.fs_shared_with = Some(7);
+        }),
     ];
     for (expected, change) in cases {
         let mut process = sample_process();

@@ -297,3 +297,40 @@ fn seal_directory_is_unlisted() {
     assert!(!image.seal_file_present);
     assert_eq!(image.unlisted, vec!["seal".to_string()]);
 }
+
+#[test]
+fn shared_fd_table_names_owner() {
+    let temp = TempDir::new("shared-table");
+    let dir = temp.path().join("image");
+    let mut parts = parts();
+    let owner = PID - 1;
+    parts.process.files_shared_with = Some(owner);
+    parts.process.fs_shared_with = Some(owner);
+    parts.fds.fds.clear();
+    write_image(&dir, &parts);
+    let image = load(&dir).expect("load");
+    assert!(!image.is_damaged(), "{:?}", image.all_problems());
+
+    let fds = view::text(&image, View::Fds, &Options::default());
+    assert!(
+        fds.contains(&format!("shares the fd table of process {owner}")),
+        "{fds}"
+    );
+    let summary = view::text(&image, View::Summary, &Options::default());
+    assert!(
+        summary.contains(&format!("the fd table of process {owner}, listed there")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "(root, cwd and umask shared with process {owner})"
+        )),
+        "{summary}"
+    );
+
+    let fds = json(&image, View::Fds);
+    assert_eq!(fds["processes"][0]["table_shared_with"], owner, "{fds}");
+    let summary = json(&image, View::Summary);
+    assert_eq!(summary["processes"][0]["files_shared_with"], owner);
+    assert_eq!(summary["processes"][0]["fs_shared_with"], owner);
+}

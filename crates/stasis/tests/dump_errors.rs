@@ -1,5 +1,6 @@
 //! Dump of processes that have something stasis does not support yet: a
-//! pidfd, a child sharing its fd table, an unnamed Unix socket, a
+//! pidfd, a child sharing its address space, two children sharing an fd
+//! table that their parent does not have, an unnamed Unix socket, a
 //! terminal. The dump must fail with an error that names the child or
 //! descriptor, write no manifest, and leave the target running as before.
 //! With --shell-job the terminal fds are saved instead, and restore
@@ -74,8 +75,13 @@ impl Target {
 
 /// Dumps the target and checks the failure: non-zero exit, an error that
 /// names one of `expected_ids`, no manifest, and a target that still runs,
-/// untraced, and makes progress.
-fn assert_dump_rejected(env: &TestEnv, target: &Target, resource: &str, expected_ids: &[i32]) {
+/// untraced, and makes progress. Returns the error output of the dump.
+fn assert_dump_rejected(
+    env: &TestEnv,
+    target: &Target,
+    resource: &str,
+    expected_ids: &[i32],
+) -> String {
     let pid = target.pid;
     let image = env.path("image");
     let image_text = image.to_str().expect("test paths are UTF-8");
@@ -119,24 +125,60 @@ fn assert_dump_rejected(env: &TestEnv, target: &Target, resource: &str, expected
         WAIT_TIMEOUT,
         || (target.tick()? > tick_after_dump + 5).then_some(()),
     );
+    run.stderr
 }
 
 #[test]
-fn dump_rejects_shared_fd_table() {
-    let Some(env) = TestEnv::new("dump_rejects_shared_fd_table") else {
+fn dump_rejects_shared_address_space() {
+    let Some(env) = TestEnv::new("dump_rejects_shared_address_space") else {
         return;
     };
-    let target = Target::start(&env, "sharedfiles");
+    let target = Target::start(&env, "sharedvm");
     let child = target.numbers("child")[0];
     // The child is reparented to the test process if the target dies, so the
     // test kills it too.
     env.track(Pid::from_raw(child));
 
-    assert_dump_rejected(&env, &target, "the child sharing its fd table", &[child]);
+    let message = assert_dump_rejected(&env, &target, "the child sharing its memory", &[child]);
+    assert!(
+        message.contains("address space") && message.contains("CLONE_VM"),
+        "dump error does not say that the memory is shared:\n{message}"
+    );
     assert!(
         is_running(Pid::from_raw(child)),
         "the child is not running after the failed dump"
     );
+}
+
+#[test]
+fn dump_rejects_fd_table_shared_by_siblings() {
+    let Some(env) = TestEnv::new("dump_rejects_fd_table_shared_by_siblings") else {
+        return;
+    };
+    let target = Target::start(&env, "splitfiles");
+    let children = target.numbers("child");
+    for &child in &children {
+        env.track(Pid::from_raw(child));
+    }
+
+    let message =
+        assert_dump_rejected(&env, &target, "the children sharing an fd table", &children);
+    for &child in &children {
+        assert!(
+            contains_number(&message, child.into()),
+            "dump error does not name child {child}:\n{message}"
+        );
+    }
+    assert!(
+        message.contains("fd table") && message.contains("CLONE_FILES"),
+        "dump error does not say that the fd table is shared:\n{message}"
+    );
+    for &child in &children {
+        assert!(
+            is_running(Pid::from_raw(child)),
+            "child {child} is not running after the failed dump"
+        );
+    }
 }
 
 #[test]

@@ -6,9 +6,10 @@
 //!    (every thread stopped, signals blocked) before listing its children;
 //!    a process must have no seccomp filter, `/` as root, the namespaces of
 //!    stasis, and the IPC namespace of the root, which may be its own;
-//! 2. reject what the image cannot hold: processes sharing resources
-//!    without being threads, pipes or Unix sockets connected outside the
-//!    tree; save the System V objects of the tree's own IPC namespace;
+//! 2. find processes that share an fd table or fs state without being
+//!    threads, and reject what the image cannot hold: other sharing of
+//!    resources between processes, pipes or Unix sockets connected outside
+//!    the tree; save the System V objects of the tree's own IPC namespace;
 //! 3. for each process, run system calls inside it to read what /proc
 //!    does not show (signal dispositions, sigaltstack, timers, brk …), then
 //!    save its fds, mappings and private pages and its process record;
@@ -239,7 +240,8 @@ fn write_image(
     image: &mut ImageWriter,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Manifest, DumpSummary), DumpError> {
-    tree::check_shared_resources(members)?;
+    let sharing = tree::find_shared_resources(members)?;
+    tree::check_outside_sharing(members)?;
     tree::check_pipe_peers(members)?;
     let ipc = match ipc_namespace {
         Some(namespace) => {
@@ -282,10 +284,12 @@ fn write_image(
     for member in members.iter_mut() {
         match member {
             Member::Live(frozen) => {
+                let shared = sharing.get(&frozen.pid).copied().unwrap_or_default();
                 let dumped = dump_process(
                     options,
                     ipc.as_ref(),
                     frozen,
+                    shared,
                     image,
                     &mut descriptions,
                     progress,
@@ -343,6 +347,7 @@ fn dump_process(
     options: &DumpOptions,
     ipc: Option<&stasis_image::IpcNamespace>,
     frozen: &mut Frozen,
+    sharing: tree::Sharing,
     image: &mut ImageWriter,
     descriptions: &mut files::Descriptions,
     progress: &mut dyn FnMut(u64),
@@ -368,9 +373,18 @@ fn dump_process(
         .remote(0, vdso)
         .and_then(|remote| remote.munmap(scratch, crate::PAGE_SIZE))
         .step(pid, "unmapping the scratch page")?;
-    let process = collected?;
+    let mut process = collected?;
+    process.files_shared_with = sharing.files_shared_with;
+    process.fs_shared_with = sharing.fs_shared_with;
 
-    let fds = files::collect(pid, options.shell_job, image, descriptions)?;
+    // A shared fd table is saved once, with the first process that has it.
+    let fds = match sharing.files_shared_with {
+        Some(_) => stasis_image::FdTable {
+            pid,
+            fds: Vec::new(),
+        },
+        None => files::collect(pid, options.shell_job, image, descriptions)?,
+    };
 
     // Read again: the scratch page is gone, and the layout is as it was.
     let mappings = proc::mappings(pid).step(pid, "reading /proc/PID/smaps")?;

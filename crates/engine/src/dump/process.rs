@@ -141,6 +141,8 @@ pub fn collect(
         root: root.to_string_lossy().into_owned(),
         posix_timers: collect_posix_timers(pid, remote, scratch)?,
         zombie_exit_status: None,
+        files_shared_with: None,
+        fs_shared_with: None,
     })
 }
 
@@ -446,5 +448,7 @@ pub fn zombie_record(zombie: &crate::dump::tree::Zombie) -> Process {
         root: "/".into(),
         posix_timers: Vec::new(),
         zombie_exit_status: Some(zombie.wait_status),
+        files_shared_with: None,
+        fs_shared_with: None,
     }
 }

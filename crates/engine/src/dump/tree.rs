@@ -180,12 +180,33 @@ const KCMP_FILES: i32 = 2;
 const KCMP_FS: i32 = 3;
 const KCMP_SIGHAND: i32 = 4;
 
-/// Rejects a tree where two processes share an address space, fd table,
-/// filesystem information or signal handlers (made with clone and
-/// CLONE_VM, CLONE_FILES, CLONE_FS or CLONE_SIGHAND but not CLONE_THREAD,
-/// or a vfork child before it execs): the image keeps these per process,
-/// so a restore would silently split them.
-pub fn check_shared_resources(members: &[Member]) -> Result<(), DumpError> {
+/// Returns whether `first` and `second` share the object of kcmp type `kind`.
+fn shares(first: i32, second: i32, kind: i32) -> bool {
+    // SAFETY: kcmp takes integers only.
+    unsafe { libc::syscall(libc::SYS_kcmp, first, second, kind, 0, 0) == 0 }
+}
+
+/// For one live process, the earlier process of the tree whose fd table
+/// and whose fs state (root, cwd, umask) it shares, if any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sharing {
+    pub files_shared_with: Option<i32>,
+    pub fs_shared_with: Option<i32>,
+}
+
+/// Finds which live processes of the tree share an fd table or fs state
+/// (clone with CLONE_FILES or CLONE_FS but without CLONE_THREAD), and
+/// returns, by PID, the first process in walk order of each one's group.
+///
+/// Restore rebuilds a group by cloning each later member from its parent
+/// with the same flag, so every member but the first must have its parent
+/// in the group. Any other arrangement is rejected, naming both processes.
+/// Processes that share an address space or signal handlers without being
+/// threads (clone with CLONE_VM but without CLONE_THREAD, or a vfork child
+/// before it execs) are rejected too.
+pub fn find_shared_resources(
+    members: &[Member],
+) -> Result<std::collections::HashMap<i32, Sharing>, DumpError> {
     let live: Vec<i32> = members
         .iter()
         .filter_map(|member| match member {
@@ -193,21 +214,112 @@ pub fn check_shared_resources(members: &[Member]) -> Result<(), DumpError> {
             Member::Zombie(_) => None,
         })
         .collect();
-    for (index, &first) in live.iter().enumerate() {
-        for &second in &live[index + 1..] {
+    let mut sharing: std::collections::HashMap<i32, Sharing> = std::collections::HashMap::new();
+    for (index, &pid) in live.iter().enumerate() {
+        for &earlier in &live[..index] {
             for (kind, what) in [
                 (KCMP_VM, "its address space"),
-                (KCMP_FILES, "its fd table"),
-                (KCMP_FS, "its root, cwd and umask"),
                 (KCMP_SIGHAND, "its signal handlers"),
             ] {
-                // SAFETY: kcmp takes integers only.
-                let order = unsafe { libc::syscall(libc::SYS_kcmp, first, second, kind, 0, 0) };
-                if order == 0 {
+                if shares(earlier, pid, kind) {
                     return Err(DumpError::Unsupported {
-                        pid: second,
+                        pid,
                         reason: format!(
-                            "it shares {what} with process {first} (clone without CLONE_THREAD, or vfork), which stasis cannot save yet"
+                            "it shares {what} with process {earlier} without being one of its threads \
+                             (clone with CLONE_VM but not CLONE_THREAD, or a vfork child that has not called exec yet), \
+                             which stasis cannot save"
+                        ),
+                    });
+                }
+            }
+        }
+        let first_sharing = |kind: i32| {
+            live[..index]
+                .iter()
+                .copied()
+                .find(|&earlier| shares(earlier, pid, kind))
+        };
+        let found = Sharing {
+            files_shared_with: first_sharing(KCMP_FILES),
+            fs_shared_with: first_sharing(KCMP_FS),
+        };
+        if found != Sharing::default() {
+            let parent = proc::stat(pid).step(pid, "reading /proc/PID/stat")?.ppid;
+            let parent_sharing = sharing.get(&parent).copied().unwrap_or_default();
+            for (owner, parent_owner, what, flag) in [
+                (
+                    found.files_shared_with,
+                    parent_sharing.files_shared_with,
+                    "fd table",
+                    "CLONE_FILES",
+                ),
+                (
+                    found.fs_shared_with,
+                    parent_sharing.fs_shared_with,
+                    "fs state (root, cwd and umask)",
+                    "CLONE_FS",
+                ),
+            ] {
+                let Some(owner) = owner else { continue };
+                if parent != owner && parent_owner != Some(owner) {
+                    return Err(DumpError::Unsupported {
+                        pid,
+                        reason: format!(
+                            "it shares its {what} with process {owner}, but its parent {parent} does not; \
+                             stasis restores a shared {what} only when each process that shares it got it \
+                             from its parent through clone with {flag}"
+                        ),
+                    });
+                }
+            }
+        }
+        sharing.insert(pid, found);
+    }
+    Ok(sharing)
+}
+
+/// Rejects a tree where a live process shares its address space, signal
+/// handlers, fd table or fs state with a process outside the tree. After
+/// restore the two would each have their own, so changes made by one
+/// would no longer reach the other.
+pub fn check_outside_sharing(members: &[Member]) -> Result<(), DumpError> {
+    let inside: Vec<i32> = members.iter().map(Member::pid).collect();
+    let live: Vec<i32> = members
+        .iter()
+        .filter_map(|member| match member {
+            Member::Live(frozen) => Some(frozen.pid),
+            Member::Zombie(_) => None,
+        })
+        .collect();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Ok(());
+    };
+    let own_pid = std::process::id() as i32;
+    for entry in entries.flatten() {
+        let Some(outside) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if inside.contains(&outside) || outside == own_pid {
+            continue;
+        }
+        for &pid in &live {
+            for (kind, what) in [
+                (KCMP_VM, "address space"),
+                (KCMP_SIGHAND, "signal handlers"),
+                (KCMP_FILES, "fd table"),
+                (KCMP_FS, "fs state (root, cwd and umask)"),
+            ] {
+                if shares(pid, outside, kind) {
+                    let comm = proc::comm(outside, outside).unwrap_or_else(|_| "unknown".into());
+                    return Err(DumpError::Unsupported {
+                        pid,
+                        reason: format!(
+                            "it shares its {what} with process {outside} ({comm}), which is outside the dumped tree; \
+                             dump a common ancestor of both"
                         ),
                     });
                 }

@@ -154,9 +154,10 @@ impl Tree {
             .find(|created| created.saved_pid == pid)
     }
 
-    /// Makes `parent` create a child process with PID `pid`. Both PIDs are
+    /// Makes `parent` create a child process with PID `pid`, with the clone3
+    /// `flags` (CLONE_FILES, CLONE_FS) on top of a plain fork. Both PIDs are
     /// saved PIDs.
-    pub fn fork(&mut self, parent: i32, pid: i32) -> Result<(), RestoreError> {
+    pub fn fork(&mut self, parent: i32, pid: i32, flags: u64) -> Result<(), RestoreError> {
         let in_namespace = self.pid_namespace.is_some();
         let creator = self.get(parent).ok_or_else(|| RestoreError::Unsupported {
             reason: format!("process {pid} has parent {parent}, which is not restored before it"),
@@ -170,7 +171,7 @@ impl Tree {
             .mmap_anonymous(0, 4096)
             .step(parent, "mapping clone arguments")?;
         let set_tid = scratch + CLONE_ARGS_SIZE;
-        let words = [0, 0, 0, 0, libc::SIGCHLD as u64, 0, 0, 0, set_tid, 1, 0];
+        let words = [flags, 0, 0, 0, libc::SIGCHLD as u64, 0, 0, 0, set_tid, 1, 0];
         let mut bytes: Vec<u8> = words
             .iter()
             .flat_map(|word: &u64| word.to_ne_bytes())

@@ -29,6 +29,7 @@ mod memory;
 mod pidns;
 mod process;
 mod sessions;
+mod shared;
 mod socket;
 mod threads;
 
@@ -169,6 +170,7 @@ fn read_processes(image: &Image) -> Result<Vec<ProcessImage>, RestoreError> {
         };
         processes.push(ProcessImage { process, live });
     }
+    shared::check(&processes)?;
     Ok(processes)
 }
 
@@ -382,7 +384,7 @@ fn create_tree(
             .copied()
             .find(|p| p.pid == process.ppid && process.pid != root.pid);
         if process.pid != root.pid {
-            tree.fork(process.ppid, process.pid)?;
+            tree.fork(process.ppid, process.pid, shared::clone_flags(process))?;
         }
         let created = tree.get(process.pid).expect("created above");
         sessions::place(created, process, parent, &placed)?;
@@ -403,6 +405,7 @@ fn rebuild_all(
     processes: &[ProcessImage],
     opened: &[Option<OpenedFiles>],
 ) -> Result<(), RestoreError> {
+    let closers = shared::closers(processes);
     for (entry, files) in processes.iter().zip(opened) {
         let (Some((map, _)), Some(files)) = (&entry.live, files) else {
             continue;
@@ -412,7 +415,8 @@ fn rebuild_all(
             .expect("every process was created");
         created.remote()?;
         let main = created.remote.take().expect("made above");
-        let threads = rebuild(main, &entry.process, map, files)?;
+        let close_keeping = closers.get(&entry.process.pid).map(Vec::as_slice);
+        let threads = rebuild(main, &entry.process, map, files, close_keeping)?;
         created.threads = threads;
     }
     Ok(())
@@ -420,11 +424,16 @@ fn rebuild_all(
 
 /// Turns one stopped process into the saved one, stopping short of
 /// letting it run. Returns the TIDs of the threads it created.
+///
+/// With `close_keeping`, the process closes every fd of its table except
+/// the listed numbers once its fds are installed. Without it, a later
+/// process that shares the table closes them (`shared.rs`).
 fn rebuild(
     mut main: RemoteProcess,
     process: &Process,
     map: &MemoryMap,
     files: &OpenedFiles,
+    close_keeping: Option<&[i32]>,
 ) -> Result<Vec<i32>, RestoreError> {
     let pid = main.pid();
     check_xstate_size(pid, process)?;
@@ -435,8 +444,16 @@ fn rebuild(
     // mm fields are set between emptying and refilling the address space.
     process::set_mm(&mut main, scratch, process, files)?;
     memory::map_and_fill(&mut main, map, files)?;
-    process::set_fds(&mut main, files)?;
-    anon::register_epolls(&mut main, scratch, &files.epolls)?;
+    if process.fs_shared_with.is_none() {
+        process::enter_cwd(&mut main, files)?;
+    }
+    if process.files_shared_with.is_none() {
+        process::install_fds(&mut main, files)?;
+        anon::register_epolls(&mut main, scratch, &files.epolls)?;
+    }
+    if let Some(keep) = close_keeping {
+        process::close_inherited_fds(&mut main, files.base, keep)?;
+    }
     process::set_process_state(&mut main, scratch, process)?;
     process::set_sigactions(&mut main, scratch, process)?;
 

@@ -81,9 +81,8 @@ pub fn set_mm(
     Ok(())
 }
 
-/// Moves every fd to its recorded number, enters the saved cwd, and closes
-/// every other inherited fd.
-pub fn set_fds(remote: &mut RemoteProcess, files: &OpenedFiles) -> Result<(), RestoreError> {
+/// Enters the saved working directory.
+pub fn enter_cwd(remote: &mut RemoteProcess, files: &OpenedFiles) -> Result<(), RestoreError> {
     let pid = remote.pid();
     remote
         .syscall(
@@ -92,6 +91,12 @@ pub fn set_fds(remote: &mut RemoteProcess, files: &OpenedFiles) -> Result<(), Re
             [files.cwd.as_raw_fd() as u64, 0, 0, 0, 0, 0],
         )
         .step(pid, "entering the working directory")?;
+    Ok(())
+}
+
+/// Moves every fd to its recorded number.
+pub fn install_fds(remote: &mut RemoteProcess, files: &OpenedFiles) -> Result<(), RestoreError> {
+    let pid = remote.pid();
     for &(target, source, cloexec) in &files.fds {
         let flags = if cloexec { libc::O_CLOEXEC as u64 } else { 0 };
         remote
@@ -102,16 +107,27 @@ pub fn set_fds(remote: &mut RemoteProcess, files: &OpenedFiles) -> Result<(), Re
             )
             .step(pid, format!("installing fd {target}"))?;
     }
+    Ok(())
+}
+
+/// Closes every fd of the process's table except the recorded fds in
+/// `keep`: the fds that stasis opened for the restore, at or above `base`,
+/// and any other fd inherited from stasis.
+pub fn close_inherited_fds(
+    remote: &mut RemoteProcess,
+    base: i32,
+    keep: &[i32],
+) -> Result<(), RestoreError> {
+    let pid = remote.pid();
     // Every fd that stasis opened for the tree is at or above `base`, above
     // every recorded fd number, so one close_range drops them all.
     remote
         .syscall(
             "close_range",
             libc::SYS_close_range,
-            [files.base as u64, u32::MAX as u64, 0, 0, 0, 0],
+            [base as u64, u32::MAX as u64, 0, 0, 0, 0],
         )
         .step(pid, "closing inherited fds")?;
-    let keep: Vec<i32> = files.fds.iter().map(|&(target, _, _)| target).collect();
     for fd in proc::fds(pid).step(pid, "listing inherited fds")? {
         if !keep.contains(&fd) {
             remote
@@ -133,7 +149,7 @@ fn current_rlimit(pid: i32, resource: u32) -> Option<(u64, u64)> {
     (ret == 0).then_some((old.rlim_cur, old.rlim_max))
 }
 
-/// Restores personality, umask, name, timer slack, limits and timers.
+/// Restores personality, umask, timer slack, limits and timers.
 pub fn set_process_state(
     remote: &mut RemoteProcess,
     scratch: u64,
@@ -147,13 +163,17 @@ pub fn set_process_state(
             [process.personality as u64, 0, 0, 0, 0, 0],
         )
         .step(pid, "setting the personality")?;
-    remote
-        .syscall(
-            "umask",
-            libc::SYS_umask,
-            [process.umask as u64, 0, 0, 0, 0, 0],
-        )
-        .step(pid, "setting the umask")?;
+    // A process that shares its fs state gets the umask from the first
+    // process of its group, which sets it.
+    if process.fs_shared_with.is_none() {
+        remote
+            .syscall(
+                "umask",
+                libc::SYS_umask,
+                [process.umask as u64, 0, 0, 0, 0, 0],
+            )
+            .step(pid, "setting the umask")?;
+    }
     remote
         .syscall(
             "prctl(PR_SET_TIMERSLACK)",

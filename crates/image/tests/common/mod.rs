@@ -122,6 +122,8 @@ pub fn sample_process() -> Process {
         root: "/".to_string(),
         posix_timers: Vec::new(),
         zombie_exit_status: None,
+        files_shared_with: None,
+        fs_shared_with: None,
     }
 }
 

@@ -21,6 +21,9 @@ pub struct ProcessFds {
     pub verified: bool,
     /// False when the fd table is unreadable (`fds` is then empty).
     pub readable: bool,
+    /// PID of the process whose fd table this process shares, from the
+    /// process record. `fds` is then empty, and that process lists them.
+    pub table_shared_with: Option<i32>,
     pub fds: Vec<FdEntry>,
 }
 
@@ -115,18 +118,24 @@ fn link_shared(image: &LoadedImage, fds: &mut Fds) {
     }
 }
 
+fn table_shared_with(records: &ProcessRecords) -> Option<i32> {
+    records.process.as_ref()?.record.files_shared_with
+}
+
 fn process_fds(records: &ProcessRecords) -> ProcessFds {
     match &records.fds {
         Some(table) => ProcessFds {
             pid: records.pid,
             verified: table.verified,
             readable: true,
+            table_shared_with: table_shared_with(records),
             fds: table.record.fds.iter().map(entry).collect(),
         },
         None => ProcessFds {
             pid: records.pid,
             verified: zombie_status(records).is_some() && process_verified(records),
             readable: false,
+            table_shared_with: table_shared_with(records),
             fds: Vec::new(),
         },
     }
@@ -338,6 +347,14 @@ pub fn render(fds: &Fds, image: &LoadedImage, style: &Style) -> String {
         }
         if let Some(records) = image.process(process.pid) {
             out.push_str(&process_heading(records, process.verified, style));
+        }
+        if let Some(owner) = process.table_shared_with {
+            out.push_str(&format!(
+                "  shares the fd table of process {owner}, whose fds are listed there\n"
+            ));
+            if process.fds.is_empty() {
+                continue;
+            }
         }
         if !process.readable {
             out.push_str(&absent_line(image.process(process.pid), "fd table"));

@@ -165,6 +165,12 @@ pub struct Identity {
     pub zombie_exit_status: Option<i32>,
     /// The same status decoded; null for a live process.
     pub zombie_exit: Option<WaitStatus>,
+    /// PID of the process whose fd table this one shares and whose fd
+    /// table record lists the fds; null for a table of its own.
+    pub files_shared_with: Option<i32>,
+    /// PID of the process whose root, cwd and umask this one shares; null
+    /// for fs state of its own.
+    pub fs_shared_with: Option<i32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -407,6 +413,8 @@ fn identity(image: &LoadedImage, records: &ProcessRecords) -> Option<Identity> {
             .collect(),
         zombie_exit_status: process.zombie_exit_status,
         zombie_exit: process.zombie_exit_status.map(WaitStatus::decode),
+        files_shared_with: process.files_shared_with,
+        fs_shared_with: process.fs_shared_with,
     })
 }
 
@@ -667,7 +675,7 @@ fn render_process(process: &ProcessSummary, image: &LoadedImage, style: &Style) 
         ("gids", join_ids(&identity.gids)),
         ("groups", join_ids(&identity.groups)),
         ("exe", clean(&identity.exe)),
-        ("cwd", clean(&identity.cwd)),
+        ("cwd", render_cwd(identity)),
         ("threads", render_threads(&identity.threads)),
     ];
     if let Some(memory) = &process.memory {
@@ -681,11 +689,26 @@ fn render_process(process: &ProcessSummary, image: &LoadedImage, style: &Style) 
             ),
         ));
     }
-    if let Some(fds) = &process.fds {
-        lines.push(("fds", render_fd_counts(fds)));
+    match (identity.files_shared_with, &process.fds) {
+        (Some(owner), _) => lines.push((
+            "fds",
+            format!("the fd table of process {owner}, listed there"),
+        )),
+        (None, Some(fds)) => lines.push(("fds", render_fd_counts(fds))),
+        (None, None) => {}
     }
     out.push_str(&key_values(&lines, 2, style));
     out
+}
+
+fn render_cwd(identity: &Identity) -> String {
+    match identity.fs_shared_with {
+        Some(owner) => format!(
+            "{}  (root, cwd and umask shared with process {owner})",
+            clean(&identity.cwd)
+        ),
+        None => clean(&identity.cwd),
+    }
 }
 
 fn render_cmdline(identity: &Identity) -> String {

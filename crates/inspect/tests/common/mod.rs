@@ -273,6 +273,8 @@ pub fn process() -> Process {
         root: "/".to_string(),
         posix_timers: Vec::new(),
         zombie_exit_status: None,
+        files_shared_with: None,
+        fs_shared_with: None,
     }
 }
 
