@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use stasis_engine::restore::{restore, RestoreOptions};
 use stasis_seal::policy::policy_location;
-use stasis_seal::{load_policy, verify_seal, Policy, PublicKey};
+use stasis_seal::{load_policy, verify_seal, verify_seal_tpm, Policy, PublicKey};
 use tracing::info;
 
+use crate::cmd::seal::TctiArgs;
 use crate::cmd::verify::load_public_keys;
 use crate::output;
 
@@ -37,6 +38,14 @@ pub struct Args {
     /// Public key file whose seals are accepted; repeat for several keys.
     #[arg(long = "pubkey", value_name = "PUBFILE", requires = "require_seal")]
     pubkeys: Vec<PathBuf>,
+
+    /// With --require-seal, accept only a seal made by this host's TPM
+    /// (`stasis seal --tpm`) whose PCRs still hold the recorded values.
+    #[arg(long, requires = "require_seal", conflicts_with = "pubkeys")]
+    tpm: bool,
+
+    #[command(flatten)]
+    tcti: TctiArgs,
 
     /// Print a JSON summary on stdout.
     #[arg(long)]
@@ -83,6 +92,12 @@ struct SealRequirement {
 /// The signer must be trusted by every requirement: with a policy that sets
 /// `require_seal` and with --pubkey, it must be in both lists.
 fn check_seal(args: &Args) -> anyhow::Result<Option<[u8; 32]>> {
+    if args.tpm {
+        return check_tpm_seal(args).map(Some);
+    }
+    if args.tcti.tcti.is_some() {
+        bail!("--tcti applies to --tpm only; add --tpm");
+    }
     let requirements = seal_requirements(args)?;
     let Some((first, others)) = requirements.split_first() else {
         return Ok(None);
@@ -107,6 +122,31 @@ fn check_seal(args: &Args) -> anyhow::Result<Option<[u8; 32]>> {
     }
     info!(key_id, dir = %dir, "seal verified");
     Ok(Some(*verified.manifest_hash.as_bytes()))
+}
+
+/// Checks that the image is sealed by this host's TPM, for `--require-seal
+/// --tpm`, and returns the hash of the manifest that the seal signs.
+fn check_tpm_seal(args: &Args) -> anyhow::Result<[u8; 32]> {
+    let dir = args.dir.display();
+    // A policy that requires a seal trusts only its Ed25519 keys, and a
+    // TPM seal is not made by one of them.
+    if let Some(policy) = load_policy()
+        .context("cannot load the seal policy")?
+        .filter(|policy| policy.require_seal)
+    {
+        bail!(
+            "restore from {dir} rejected: the policy file {} requires a seal by one of its \
+             trusted_keys, and --tpm accepts only TPM seals; remove --tpm and --require-seal \
+             to apply the policy alone",
+            policy.path.display()
+        );
+    }
+    let mut tpm = args.tcti.open()?;
+    let verified = verify_seal_tpm(&args.dir, &mut tpm).with_context(|| {
+        format!("restore from {dir} rejected: it needs a valid seal by this host's TPM")
+    })?;
+    info!(key_id = verified.info.key_id, dir = %dir, "TPM seal verified");
+    Ok(*verified.manifest_hash.as_bytes())
 }
 
 /// Loads the policy and the --pubkey keys, and returns who requires a seal.
