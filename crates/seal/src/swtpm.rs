@@ -33,8 +33,8 @@ impl Swtpm {
     /// the control port after it, with `startup-clear` so that the TPM is
     /// ready for commands, and a new state directory under `parent`.
     ///
-    /// Fails with a message that says to install swtpm when the `swtpm`
-    /// program is missing.
+    /// When the `swtpm` program is missing, fails with a message that names
+    /// the Debian packages to install.
     pub fn start(parent: &Path) -> Result<Swtpm, String> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let number = COUNTER.fetch_add(1, Ordering::Relaxed);

@@ -131,7 +131,7 @@ impl Tpm {
     /// A TCTI string is the tpm2-tss form, such as `device:/dev/tpmrm0` or
     /// `swtpm:host=127.0.0.1,port=2321`. When no TCTI is named and
     /// `/dev/tpmrm0` does not exist, fails with [`SealError::NoTpm`], whose
-    /// message says how to name a TPM.
+    /// message names the ways to select a TPM.
     pub fn open(tcti: Option<&str>) -> Result<Tpm, SealError> {
         let from_env = std::env::var(TCTI_ENV)
             .ok()
@@ -172,7 +172,7 @@ impl Tpm {
     pub fn read_pcrs(&mut self, indices: &[u8]) -> Result<Vec<PcrValue>, SealError> {
         let mut values = Vec::with_capacity(indices.len());
         // One PCR per TPM2_PCR_Read, because one read returns at most eight
-        // values and says which ones in a selection of its own.
+        // values and reports which ones in a selection of its own.
         for &index in indices {
             let selection =
                 pcr_selection(&[index]).map_err(|error| self.error("PCR_Read", error))?;
@@ -558,7 +558,7 @@ fn pcr_selection(indices: &[u8]) -> tss_esapi::Result<PcrSelectionList> {
         .build()
 }
 
-/// The template of the signing key: a non-duplicable ECC P-256 ECDSA
+/// Builds the template of the signing key: a non-duplicable ECC P-256 ECDSA
 /// SHA-256 signing key. Without a policy, an empty password authorizes
 /// it. With one, only the policy does (userWithAuth is clear).
 fn signing_key_template(policy: Option<Digest>) -> tss_esapi::Result<Public> {
@@ -588,7 +588,7 @@ fn signing_key_template(policy: Option<Digest>) -> tss_esapi::Result<Public> {
     builder.build()
 }
 
-/// The template of the storage key that parents sealed secrets: a
+/// Builds the template of the storage key that parents sealed secrets: a
 /// restricted ECC P-256 decryption key with AES-128-CFB for its children.
 fn storage_key_template() -> tss_esapi::Result<Public> {
     let attributes = ObjectAttributesBuilder::new()
@@ -615,7 +615,7 @@ fn storage_key_template() -> tss_esapi::Result<Public> {
         .build()
 }
 
-/// The template of a sealed secret: a keyed-hash object with neither sign
+/// Builds the template of a sealed secret: a keyed-hash object with neither sign
 /// nor decrypt, whose data the caller supplies.
 fn sealed_object_template() -> tss_esapi::Result<Public> {
     let attributes = ObjectAttributesBuilder::new()
