@@ -20,7 +20,12 @@ pub enum Trust<'a> {
     Keys(&'a [PublicKey]),
     /// TPM seals by this TPM's signing key. A seal bound to PCRs is
     /// accepted only while the PCRs hold the values it records.
-    Tpm(&'a mut Tpm),
+    Tpm {
+        tpm: &'a mut Tpm,
+        /// Key IDs that the signing key must have; any key of this TPM
+        /// when empty.
+        key_ids: &'a [String],
+    },
 }
 
 /// A TPM seal whose signature this TPM's key made, whose PCRs (if any)
@@ -91,12 +96,16 @@ pub fn verify_seal(dir: &Path, trusted: &[PublicKey]) -> Result<VerifiedSeal, Se
 /// Checks the TPM seal of the image in `dir` without reading any record,
 /// as [`verify_seal`] does for Ed25519 seals, with [`check_tpm_signature`]
 /// in place of the key check.
-pub fn verify_seal_tpm(dir: &Path, tpm: &mut Tpm) -> Result<VerifiedTpmSeal, SealError> {
+pub fn verify_seal_tpm(
+    dir: &Path,
+    tpm: &mut Tpm,
+    key_ids: &[String],
+) -> Result<VerifiedTpmSeal, SealError> {
     let seal_path = dir.join(SEAL_FILE_NAME);
     let manifest_bytes = read_manifest_bytes(dir)?;
     let seal = read_seal(dir)?;
     check_versions(&seal, &seal_path)?;
-    check_tpm_signature(&seal, &seal_path, tpm)?;
+    check_tpm_signature(&seal, &seal_path, tpm, key_ids)?;
     let manifest_hash = check_manifest(dir, &seal, &manifest_bytes)?;
     Ok(VerifiedTpmSeal {
         info: seal.info,
@@ -134,20 +143,26 @@ pub(crate) fn check_trusted_signature(
 ) -> Result<(), SealError> {
     match trust {
         Trust::Keys(trusted) => check_signature(seal, seal_path, trusted).map(|_| ()),
-        Trust::Tpm(tpm) => {
+        Trust::Tpm { tpm, key_ids } => {
             check_versions(seal, seal_path)?;
-            check_tpm_signature(seal, seal_path, tpm)
+            check_tpm_signature(seal, seal_path, tpm, key_ids)
         }
     }
 }
 
 /// Checks a TPM seal against `tpm`, in this order:
 /// - the seal was made by a TPM key;
+/// - its key ID is one of `key_ids`, unless that list is empty;
 /// - `tpm` derives the same key for the seal's PCR binding, so the seal
 ///   was made by this TPM;
 /// - the signature verifies with that key (in the TPM);
 /// - each PCR of the binding holds the value that the seal records.
-pub fn check_tpm_signature(seal: &Seal, seal_path: &Path, tpm: &mut Tpm) -> Result<(), SealError> {
+pub fn check_tpm_signature(
+    seal: &Seal,
+    seal_path: &Path,
+    tpm: &mut Tpm,
+    key_ids: &[String],
+) -> Result<(), SealError> {
     let info = &seal.info;
     let (Some(tpm_info), SealSignature::EcdsaP256(signature)) = (&info.tpm, &seal.signature) else {
         return Err(SealError::NotTpmSeal {
@@ -155,6 +170,13 @@ pub fn check_tpm_signature(seal: &Seal, seal_path: &Path, tpm: &mut Tpm) -> Resu
             key_id: info.key_id.clone(),
         });
     };
+    if !key_ids.is_empty() && !key_ids.contains(&info.key_id) {
+        return Err(SealError::UntrustedKey {
+            path: seal_path.to_path_buf(),
+            key_id: info.key_id.clone(),
+            trusted: key_ids.join(", "),
+        });
+    }
     // The parser checked both fields, so neither conversion fails.
     let invalid = || SealError::invalid_seal(seal_path, "invalid TPM fields");
     let sealed_key = tpm_info.public_key_bytes().ok_or_else(invalid)?;
@@ -514,7 +536,7 @@ mod tests {
         let (_swtpm, mut tpm) = start_tpm(&temp);
         let dir = tpm_sealed_image(&temp, "img", &mut tpm, &[16]);
 
-        let verified = verify_seal_tpm(&dir, &mut tpm).expect("verify");
+        let verified = verify_seal_tpm(&dir, &mut tpm, &[]).expect("verify");
         let info = verified.info.tpm.as_ref().expect("TPM fields");
         assert_eq!(verified.info.seal_version, 2);
         assert_eq!(info.describe_pcrs(), "sha256:16");
@@ -531,8 +553,16 @@ mod tests {
             "{text}"
         );
 
+        let key_id = verified.info.key_id.clone();
+        verify_seal_tpm(&dir, &mut tpm, &[key_id.clone()]).expect("verify the pinned key");
+        let error = verify_seal_tpm(&dir, &mut tpm, &["0123456789abcdef".to_string()]).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, SealError::UntrustedKey { .. }), "{message}");
+        assert!(message.contains(&key_id), "{message}");
+        assert!(message.contains("0123456789abcdef"), "{message}");
+
         let unbound = tpm_sealed_image(&temp, "unbound", &mut tpm, &[]);
-        let verified = verify_seal_tpm(&unbound, &mut tpm).expect("verify unbound");
+        let verified = verify_seal_tpm(&unbound, &mut tpm, &[]).expect("verify unbound");
         assert_eq!(verified.info.tpm.unwrap().describe_pcrs(), "none");
     }
 
@@ -543,7 +573,7 @@ mod tests {
         let dir = tpm_sealed_image(&temp, "img", &mut tpm, &[7, 16]);
         tpm.extend_pcr(16, b"changed state").unwrap();
 
-        let error = verify_seal_tpm(&dir, &mut tpm).unwrap_err();
+        let error = verify_seal_tpm(&dir, &mut tpm, &[]).unwrap_err();
         let message = error.to_string();
         assert!(matches!(error, SealError::PcrMismatch { .. }), "{message}");
         assert!(message.contains("sha256 PCR 16 is "), "{message}");
@@ -552,7 +582,7 @@ mod tests {
 
         // Sealing again in the new state records the new value.
         let resealed = tpm_sealed_image(&temp, "resealed", &mut tpm, &[7, 16]);
-        verify_seal_tpm(&resealed, &mut tpm).expect("verify in the new state");
+        verify_seal_tpm(&resealed, &mut tpm, &[]).expect("verify in the new state");
     }
 
     #[test]
@@ -562,7 +592,7 @@ mod tests {
         let (_second, mut second) = start_tpm(&temp);
         let dir = tpm_sealed_image(&temp, "img", &mut first, &[]);
 
-        let error = verify_seal_tpm(&dir, &mut second).unwrap_err();
+        let error = verify_seal_tpm(&dir, &mut second, &[]).unwrap_err();
         let message = error.to_string();
         assert!(
             matches!(error, SealError::TpmKeyMismatch { .. }),
@@ -584,21 +614,21 @@ mod tests {
             original.replace("sealed_at_unix 1718000000", "sealed_at_unix 1718000001"),
         )
         .unwrap();
-        let error = verify_seal_tpm(&dir, &mut tpm).unwrap_err();
+        let error = verify_seal_tpm(&dir, &mut tpm, &[]).unwrap_err();
         assert!(matches!(error, SealError::BadSignature { .. }), "{error}");
 
         // Recording other PCR values changes the key the TPM derives.
         let value_line = format!("pcrs sha256:16={}", "00".repeat(32));
         let other_line = format!("pcrs sha256:16={}", "11".repeat(32));
         fs::write(&path, original.replace(&value_line, &other_line)).unwrap();
-        let error = verify_seal_tpm(&dir, &mut tpm).unwrap_err();
+        let error = verify_seal_tpm(&dir, &mut tpm, &[]).unwrap_err();
         assert!(matches!(error, SealError::TpmKeyMismatch { .. }), "{error}");
 
         fs::write(&path, &original).unwrap();
         edit_manifest(&dir, |manifest| {
             manifest["created_unix"] = 1_800_000_000.into()
         });
-        let error = verify_seal_tpm(&dir, &mut tpm).unwrap_err();
+        let error = verify_seal_tpm(&dir, &mut tpm, &[]).unwrap_err();
         assert!(
             matches!(error, SealError::ManifestMismatch { .. }),
             "{error}"
@@ -620,7 +650,7 @@ mod tests {
         );
         assert!(error.to_string().contains("--tpm"), "{error}");
 
-        let error = verify_seal_tpm(&key_sealed, &mut tpm).unwrap_err();
+        let error = verify_seal_tpm(&key_sealed, &mut tpm, &[]).unwrap_err();
         assert!(matches!(error, SealError::NotTpmSeal { .. }), "{error}");
         assert!(error.to_string().contains("--pubkey"), "{error}");
     }

@@ -159,8 +159,43 @@ fn tpm_sealed_dump_restores() {
     let run = verify_tpm(&env, &image, &swtpm);
     assert!(run.success(), "verify --tpm failed:\n{run}");
     assert!(run.stdout.contains("PCRs sha256:16 unchanged"), "{run}");
+    let key_id = summary["seal"]["key_id"]
+        .as_str()
+        .expect("key ID")
+        .to_string();
+    let run = env.stasis(&[
+        "verify",
+        text(&image),
+        "--tpm",
+        "--tcti",
+        &tcti,
+        "--tpm-key-id",
+        &key_id,
+    ]);
+    assert!(
+        run.success(),
+        "verify --tpm-key-id of the sealing key failed:\n{run}"
+    );
+    let run = env.stasis(&[
+        "verify",
+        text(&image),
+        "--tpm",
+        "--tcti",
+        &tcti,
+        "--tpm-key-id",
+        "0123456789abcdef",
+    ]);
+    assert_failed_with(&run, &["not a trusted key", &key_id, "0123456789abcdef"]);
 
-    let restored = env.restore_detached(&image, pid, &["--require-seal", "--tpm", "--tcti", &tcti]);
+    let restore_args = [
+        "--require-seal",
+        "--tpm",
+        "--tcti",
+        &tcti,
+        "--tpm-key-id",
+        &key_id,
+    ];
+    let restored = env.restore_detached(&image, pid, &restore_args);
     let exit = wait_exit(restored, PRIMES_TIMEOUT);
     assert_eq!(
         exit,
@@ -336,7 +371,7 @@ fn missing_tpm_is_named() {
         "--tcti",
         "swtpm:port=2321",
     ]);
-    assert_failed_with(&run, &["--tcti applies to --tpm only"]);
+    assert_failed_with(&run, &["--tcti and --tpm-key-id apply to --tpm only"]);
 
     // Without --tcti and STASIS_TCTI, stasis looks for /dev/tpmrm0.
     if std::env::var_os("STASIS_TCTI").is_none() && !Path::new("/dev/tpmrm0").exists() {

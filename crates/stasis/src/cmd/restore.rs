@@ -9,7 +9,7 @@ use stasis_seal::policy::policy_location;
 use stasis_seal::{load_policy, verify_seal, verify_seal_tpm, Policy, PublicKey};
 use tracing::info;
 
-use crate::cmd::seal::TctiArgs;
+use crate::cmd::seal::{TctiArgs, TpmKeyIdArgs};
 use crate::cmd::verify::load_public_keys;
 use crate::output;
 
@@ -46,6 +46,9 @@ pub struct Args {
 
     #[command(flatten)]
     tcti: TctiArgs,
+
+    #[command(flatten)]
+    key_ids: TpmKeyIdArgs,
 
     /// Print a JSON summary on stdout.
     #[arg(long)]
@@ -95,8 +98,8 @@ fn check_seal(args: &Args) -> anyhow::Result<Option<[u8; 32]>> {
     if args.tpm {
         return check_tpm_seal(args).map(Some);
     }
-    if args.tcti.tcti.is_some() {
-        bail!("--tcti applies to --tpm only; add --tpm");
+    if args.tcti.tcti.is_some() || !args.key_ids.key_ids.is_empty() {
+        bail!("--tcti and --tpm-key-id apply to --tpm only; add --tpm");
     }
     let requirements = seal_requirements(args)?;
     let Some((first, others)) = requirements.split_first() else {
@@ -142,9 +145,10 @@ fn check_tpm_seal(args: &Args) -> anyhow::Result<[u8; 32]> {
         );
     }
     let mut tpm = args.tcti.open()?;
-    let verified = verify_seal_tpm(&args.dir, &mut tpm).with_context(|| {
-        format!("restore from {dir} rejected: it needs a valid seal by this host's TPM")
-    })?;
+    let verified =
+        verify_seal_tpm(&args.dir, &mut tpm, &args.key_ids.key_ids).with_context(|| {
+            format!("restore from {dir} rejected: it needs a valid seal by this host's TPM")
+        })?;
     info!(key_id = verified.info.key_id, dir = %dir, "TPM seal verified");
     Ok(*verified.manifest_hash.as_bytes())
 }

@@ -126,6 +126,31 @@ pub struct TctiArgs {
     pub tcti: Option<String>,
 }
 
+/// Expected TPM key IDs, for verify and restore.
+#[derive(clap::Args)]
+pub struct TpmKeyIdArgs {
+    /// Accept only a TPM seal by the key with this ID, as `stasis seal --tpm`
+    /// prints it; repeat to accept several. The ID of a key bound to PCRs
+    /// depends on their values, so it also fixes the measured state.
+    /// Default: any key of the TPM.
+    #[arg(long = "tpm-key-id", value_name = "ID", value_parser = parse_key_id)]
+    pub key_ids: Vec<String>,
+}
+
+fn parse_key_id(text: &str) -> Result<String, String> {
+    let valid = text.len() == 16
+        && text
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'));
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "invalid key ID {text:?}: expected 16 lowercase hex digits"
+        ))
+    }
+}
+
 impl TctiArgs {
     /// Connects to the TPM that --tcti, STASIS_TCTI or the default names.
     pub fn open(&self) -> anyhow::Result<Tpm> {

@@ -8,7 +8,7 @@ use stasis_seal::format::format_utc;
 use stasis_seal::report::{FileCheck, FileStatus, SealStatus};
 use stasis_seal::{verify_image_with, PublicKey, Trust, VerifyReport};
 
-use crate::cmd::seal::TctiArgs;
+use crate::cmd::seal::{TctiArgs, TpmKeyIdArgs};
 use crate::output;
 
 /// Check that an image is sealed by a trusted key and that no file in it
@@ -37,18 +37,25 @@ pub struct Args {
     #[command(flatten)]
     tcti: TctiArgs,
 
+    #[command(flatten)]
+    key_ids: TpmKeyIdArgs,
+
     /// Print the full report as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !args.tpm && args.tcti.tcti.is_some() {
-        bail!("--tcti applies to --tpm only; add --tpm");
+    if !args.tpm && (args.tcti.tcti.is_some() || !args.key_ids.key_ids.is_empty()) {
+        bail!("--tcti and --tpm-key-id apply to --tpm only; add --tpm");
     }
     let report = if args.tpm {
         let mut tpm = args.tcti.open()?;
-        verify_image_with(&args.dir, &mut Trust::Tpm(&mut tpm))
+        let trust = &mut Trust::Tpm {
+            tpm: &mut tpm,
+            key_ids: &args.key_ids.key_ids,
+        };
+        verify_image_with(&args.dir, trust)
     } else {
         let keys = load_public_keys(&args.pubkeys)?;
         verify_image_with(&args.dir, &mut Trust::Keys(&keys))
