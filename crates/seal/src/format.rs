@@ -63,7 +63,7 @@ pub const MAX_SEAL_VERSION: u32 = TPM_SEAL_VERSION;
 pub const TPM_KEY_TYPE: &str = "tpm-ecdsa-p256";
 /// Maximum size of a seal file that readers accept, in bytes. A valid
 /// Ed25519 seal has about 330 bytes, and a TPM seal bound to all 24 PCRs
-/// about 2250.
+/// about 2150.
 pub const MAX_SEAL_SIZE: u64 = 4096;
 /// Maximum length of the `stasis_version` value, in bytes.
 pub const MAX_STASIS_VERSION_LEN: usize = 64;

@@ -554,7 +554,8 @@ mod tests {
         );
 
         let key_id = verified.info.key_id.clone();
-        verify_seal_tpm(&dir, &mut tpm, &[key_id.clone()]).expect("verify the pinned key");
+        verify_seal_tpm(&dir, &mut tpm, std::slice::from_ref(&key_id))
+            .expect("verify the pinned key");
         let error = verify_seal_tpm(&dir, &mut tpm, &["0123456789abcdef".to_string()]).unwrap_err();
         let message = error.to_string();
         assert!(matches!(error, SealError::UntrustedKey { .. }), "{message}");
