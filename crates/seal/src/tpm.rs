@@ -2,8 +2,10 @@
 //! sealing of small secrets.
 //!
 //! stasis talks to the TPM through the tpm2-tss Enhanced System API (ESAPI)
-//! with the `tss-esapi` crate. That crate links the system's libtss2
-//! libraries (Debian package `libtss2-dev`) and ships pre-generated
+//! with the `tss-esapi` crate, the maintained Rust binding of tpm2-tss.
+//! tpm2-tss is the TSS that Debian ships, so stasis marshals no TPM
+//! command and handles no session of its own. The crate links the system's
+//! libtss2 libraries (Debian package `libtss2-dev`) and ships pre-generated
 //! bindings for x86-64 Linux, so the build needs `pkg-config` but neither
 //! clang nor bindgen. The libraries bring every TCTI (the transport to a
 //! TPM): the kernel device `/dev/tpmrm0`, swtpm and the TPM simulator.
