@@ -373,6 +373,34 @@ fn missing_tpm_is_named() {
     ]);
     assert_failed_with(&run, &["--tcti and --tpm-key-id apply to --tpm only"]);
 
+    // dump --seal-tpm opens the TPM before it touches the target.
+    let pid = start_sleep(&env, "sleep");
+    let dumped = env.path("dumped");
+    let run = env.stasis(&[
+        "dump",
+        "-t",
+        &pid.to_string(),
+        "-D",
+        text(&dumped),
+        "--seal-tpm",
+        "--tcti",
+        "device:/nonexistent/tpmrm0",
+    ]);
+    assert_failed_with(&run, &["cannot use a TPM", "/nonexistent/tpmrm0"]);
+    assert!(
+        !dumped.exists(),
+        "dump wrote {} without a TPM",
+        dumped.display()
+    );
+    assert_eq!(
+        proc_state(pid),
+        Some('S'),
+        "the target was stopped or killed"
+    );
+    assert_eq!(proc_status_value(pid, "TracerPid").as_deref(), Some("0"));
+    send_signal(pid, Signal::SIGKILL);
+    assert_eq!(wait_exit(pid, WAIT_TIMEOUT), Exit::Signal(Signal::SIGKILL));
+
     // Without --tcti and STASIS_TCTI, stasis looks for /dev/tpmrm0.
     if std::env::var_os("STASIS_TCTI").is_none() && !Path::new("/dev/tpmrm0").exists() {
         let run = env.stasis(&["verify", text(&image), "--tpm"]);
