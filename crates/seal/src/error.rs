@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use stasis_image::ImageError;
 
-/// An error handling a key, a seal or the policy. Every variant names the
-/// file or directory it concerns.
+/// An error handling a key, a seal, the policy or a TPM. Every variant
+/// names the file or directory it concerns, or the TCTI of the TPM.
 #[derive(thiserror::Error, Debug)]
 pub enum SealError {
     #[error("I/O error on {path}: {source}")]
@@ -125,6 +125,68 @@ pub enum SealError {
 
     #[error("invalid policy file {path}: {message}")]
     Policy { path: PathBuf, message: String },
+
+    #[error(
+        "no TPM found: {device} does not exist, and neither --tcti nor the environment variable \
+         {env} names a TPM; load the kernel's TPM driver, or name a TPM with --tcti TCTI or \
+         {env}=TCTI, such as device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321",
+        device = crate::tpm::DEFAULT_TPM_DEVICE,
+        env = crate::tpm::TCTI_ENV
+    )]
+    NoTpm,
+
+    #[error(
+        "invalid TCTI {tcti:?}: expected device:PATH, swtpm:host=HOST,port=PORT, \
+         mssim:host=HOST,port=PORT or tabrmd:..."
+    )]
+    InvalidTcti { tcti: String },
+
+    #[error("cannot connect to the TPM through TCTI {tcti:?}: {message}; check that the TPM or swtpm is running and reachable there")]
+    TpmConnect { tcti: String, message: String },
+
+    #[error("TPM command {operation} failed on TCTI {tcti:?}: {message}")]
+    Tpm {
+        tcti: String,
+        operation: String,
+        message: String,
+    },
+
+    #[error(
+        "the TPM on {tcti:?} refused to sign with the key bound to PCRs {pcrs}: the PCR values \
+         changed after they were read for this seal; seal again"
+    )]
+    PcrPolicyFailed { tcti: String, pcrs: String },
+
+    #[error(
+        "{path} was signed by TPM key {key_id}, but it can only be checked with a TPM; verify \
+         it with --tpm on the host whose TPM sealed it"
+    )]
+    TpmSealNeedsTpm { path: PathBuf, key_id: String },
+
+    #[error(
+        "{path} was signed by Ed25519 key {key_id}, not by a TPM; verify it with --pubkey \
+         PUBFILE instead of --tpm"
+    )]
+    NotTpmSeal { path: PathBuf, key_id: String },
+
+    #[error(
+        "{path} was signed by TPM key {sealed}, but the TPM on {tcti:?} has key {found} for the \
+         same PCR binding ({pcrs}): the image was sealed with another TPM, or this TPM's owner \
+         hierarchy was cleared since"
+    )]
+    TpmKeyMismatch {
+        path: PathBuf,
+        tcti: String,
+        sealed: String,
+        found: String,
+        pcrs: String,
+    },
+
+    #[error(
+        "{path} is bound to PCR values that this machine no longer has, so the measured state \
+         changed after sealing: {changes}"
+    )]
+    PcrMismatch { path: PathBuf, changes: String },
 
     #[error("failed to get random bytes for a new key: {0}")]
     Random(String),

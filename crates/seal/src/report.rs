@@ -20,7 +20,7 @@ use crate::files::hash_file;
 use crate::format::{SealInfo, SEAL_FILE_NAME};
 use crate::key::PublicKey;
 use crate::sign::{check_reserved_names, read_manifest_bytes};
-use crate::verify::{check_manifest_hash, check_signature, read_seal};
+use crate::verify::{check_manifest_hash, check_trusted_signature, read_seal, Trust};
 
 /// The result of [`verify_image`]. Serialized as the JSON output of
 /// `stasis verify --json`.
@@ -104,6 +104,14 @@ pub enum FileStatus {
 /// Returns an error only when `dir` is not a directory or cannot be listed;
 /// every other problem is in the report.
 pub fn verify_image(dir: &Path, trusted: &[PublicKey]) -> Result<VerifyReport, SealError> {
+    verify_image_with(dir, &mut Trust::Keys(trusted))
+}
+
+/// Checks the image in `dir` completely, as [`verify_image`] does, with a
+/// seal that `trust` accepts. With [`Trust::Tpm`], the seal must be a TPM
+/// seal that [`check_tpm_signature`](crate::verify::check_tpm_signature)
+/// accepts.
+pub fn verify_image_with(dir: &Path, trust: &mut Trust<'_>) -> Result<VerifyReport, SealError> {
     let manifest_path = dir.join(MANIFEST_NAME);
     let mut problems = Vec::new();
 
@@ -124,12 +132,7 @@ pub fn verify_image(dir: &Path, trusted: &[PublicKey]) -> Result<VerifyReport, S
     };
     let manifest_bytes = manifest_read.as_ref().ok();
 
-    let mut seal = check_seal_part(
-        dir,
-        manifest_bytes.map(Vec::as_slice),
-        trusted,
-        &mut problems,
-    );
+    let mut seal = check_seal_part(dir, manifest_bytes.map(Vec::as_slice), trust, &mut problems);
     let (manifest_check, manifest) = match &manifest_read {
         Ok(bytes) => check_manifest_part(&manifest_path, bytes, &mut problems),
         Err((status, message)) => (
@@ -177,11 +180,11 @@ pub fn verify_image(dir: &Path, trusted: &[PublicKey]) -> Result<VerifyReport, S
     })
 }
 
-/// Checks the seal against `trusted` and the manifest bytes.
+/// Checks the seal against `trust` and the manifest bytes.
 fn check_seal_part(
     dir: &Path,
     manifest_bytes: Option<&[u8]>,
-    trusted: &[PublicKey],
+    trust: &mut Trust<'_>,
     problems: &mut Vec<String>,
 ) -> SealCheck {
     let seal_path = dir.join(SEAL_FILE_NAME);
@@ -201,7 +204,7 @@ fn check_seal_part(
         }
     };
 
-    let mut result = check_signature(&seal, &seal_path, trusted).map(|_| ());
+    let mut result = check_trusted_signature(&seal, &seal_path, trust);
     if let (Ok(()), Some(bytes)) = (&result, manifest_bytes) {
         result = check_manifest_hash(&seal, &dir.join(MANIFEST_NAME), bytes).map(|_| ());
     }

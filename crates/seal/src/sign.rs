@@ -10,8 +10,12 @@ use stasis_image::{Image, ImageError, Manifest, MANIFEST_NAME};
 
 use crate::error::SealError;
 use crate::files::{read_limited, sync_dir, write_new_file, Symlinks};
-use crate::format::{Seal, SealInfo, SEAL_FILE_NAME, SEAL_TEMP_NAME, SEAL_VERSION};
+use crate::format::{
+    encode_signed_part, Seal, SealInfo, SealSignature, TpmSealInfo, SEAL_FILE_NAME, SEAL_TEMP_NAME,
+    SEAL_VERSION, TPM_SEAL_VERSION,
+};
 use crate::key::PrivateKey;
+use crate::tpm::Tpm;
 
 /// Permissions of a seal file, the same as the other image files.
 const SEAL_FILE_MODE: u32 = 0o600;
@@ -51,6 +55,53 @@ pub fn seal_image(
     key: &PrivateKey,
     options: &SealOptions,
 ) -> Result<SealOutcome, SealError> {
+    let info = SealInfo {
+        key_id: key.public_key().key_id(),
+        ..unsigned_info(dir, options)?
+    };
+    if let Some(problem) = info.problem() {
+        return Err(SealError::invalid_seal(dir.join(SEAL_FILE_NAME), problem));
+    }
+    write_seal(dir, Seal::sign(info, key))
+}
+
+/// Seals the image in `dir` with the TPM's signing key, bound to the
+/// current values of the SHA-256 bank PCRs `pcrs` (none when empty).
+///
+/// Checks the image as [`seal_image`] does, reads the PCRs, creates the
+/// key for those values in the TPM (see [`crate::tpm`]) and signs in the
+/// TPM. The seal records the key's public key and the PCR values. If a PCR
+/// changes between the read and the signature, the TPM refuses to sign and
+/// nothing is written.
+pub fn seal_image_tpm(
+    dir: &Path,
+    tpm: &mut Tpm,
+    pcrs: &[u8],
+    options: &SealOptions,
+) -> Result<SealOutcome, SealError> {
+    let unsigned = unsigned_info(dir, options)?;
+    let values = tpm.read_pcrs(pcrs)?;
+    let mut key = tpm.signing_key(&values)?;
+    let info = SealInfo {
+        seal_version: TPM_SEAL_VERSION,
+        key_id: key.key_id(),
+        tpm: Some(TpmSealInfo::new(&key.public_key(), &values)),
+        ..unsigned
+    };
+    if let Some(problem) = info.problem() {
+        return Err(SealError::invalid_seal(dir.join(SEAL_FILE_NAME), problem));
+    }
+    let signature = key.sign(&encode_signed_part(&info))?;
+    drop(key);
+    write_seal(dir, Seal::new(info, SealSignature::EcdsaP256(signature)))
+}
+
+/// Checks the image in `dir` for sealing and returns the seal fields other
+/// than the key: `key_id` is empty and `tpm` is `None`.
+///
+/// Reads the manifest once and opens the image with the hash of exactly
+/// those bytes, so the signed manifest is the checked one.
+fn unsigned_info(dir: &Path, options: &SealOptions) -> Result<SealInfo, SealError> {
     let manifest_path = dir.join(MANIFEST_NAME);
     let manifest_bytes = read_manifest_bytes(dir)?;
     let manifest_hash = blake3::hash(&manifest_bytes);
@@ -59,20 +110,20 @@ pub fn seal_image(
     if options.verify_files {
         image.verify_all()?;
     }
-
-    let info = SealInfo {
+    Ok(SealInfo {
         seal_version: SEAL_VERSION,
         image_format_version: image.manifest().format_version,
         stasis_version: options.stasis_version.clone(),
         sealed_at_unix: options.sealed_at_unix,
-        key_id: key.public_key().key_id(),
+        key_id: String::new(),
         manifest_blake3: manifest_hash.to_hex().to_string(),
-    };
-    if let Some(problem) = info.problem() {
-        return Err(SealError::invalid_seal(dir.join(SEAL_FILE_NAME), problem));
-    }
-    let seal = Seal::sign(info, key);
+        tpm: None,
+    })
+}
 
+/// Writes `seal` to `seal.tmp`, fsyncs it and renames it to `seal`,
+/// replacing an existing seal.
+fn write_seal(dir: &Path, seal: Seal) -> Result<SealOutcome, SealError> {
     let path = dir.join(SEAL_FILE_NAME);
     let replaced = match fs::symlink_metadata(&path) {
         Ok(_) => true,
@@ -179,7 +230,10 @@ mod tests {
             info.manifest_blake3,
             blake3::hash(&manifest_before).to_hex().as_str()
         );
-        assert!(public.verify(parsed.signed_bytes(), &parsed.signature));
+        let SealSignature::Ed25519(signature) = &parsed.signature else {
+            panic!("an Ed25519 key made a {:?} signature", parsed.signature);
+        };
+        assert!(public.verify(parsed.signed_bytes(), signature));
 
         let manifest_after = fs::read(dir.join(MANIFEST_NAME)).unwrap();
         assert_eq!(

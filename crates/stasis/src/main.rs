@@ -46,6 +46,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_tss_logging();
     let cli = Cli::parse();
     if let Command::PidNsInit = cli.command {
         return ExitCode::from(stasis_engine::restore::run_pid_namespace_init());
@@ -73,6 +74,17 @@ fn main() -> ExitCode {
             }
             ExitCode::from(1)
         }
+    }
+}
+
+/// Turns off the log messages that libtss2 prints to stderr on every TPM
+/// error, unless TSS2_LOG is set. stasis reports each TPM failure itself,
+/// with what it means for the seal.
+fn quiet_tss_logging() {
+    if std::env::var_os("TSS2_LOG").is_none() {
+        // This runs first in main, before any thread exists, so no other
+        // thread reads the environment while it changes.
+        std::env::set_var("TSS2_LOG", "all+none");
     }
 }
 

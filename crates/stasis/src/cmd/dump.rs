@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use stasis_engine::dump::{dump, DumpOptions};
-use stasis_seal::seal_image;
+use stasis_seal::{seal_image, seal_image_tpm, PrivateKey, Tpm};
 
 use crate::cmd;
 use crate::cmd::key::load_encryption_key;
-use crate::cmd::seal::SealSummary;
+use crate::cmd::seal::{PcrArgs, SealSummary, TctiArgs};
 use crate::output::{self, human_bytes};
 
 /// Checkpoint a running process and all its descendants into an image
@@ -36,7 +36,7 @@ pub struct Args {
 
     /// Seal the image with this private key file right after the dump (see
     /// `stasis seal`). The key is loaded and checked before the dump starts.
-    #[arg(long, value_name = "KEYFILE")]
+    #[arg(long, value_name = "KEYFILE", conflicts_with = "seal_tpm")]
     seal: Option<PathBuf>,
 
     /// Encrypt every file of the image except the manifest with this image
@@ -45,19 +45,39 @@ pub struct Args {
     #[arg(long, value_name = "KEYFILE")]
     encrypt: Option<PathBuf>,
 
+    /// Seal the image with the TPM's signing key right after the dump (see
+    /// `stasis seal --tpm`). The TPM is opened before the dump starts.
+    #[arg(long)]
+    seal_tpm: bool,
+
+    #[command(flatten)]
+    pcrs: PcrArgs,
+
+    #[command(flatten)]
+    tcti: TctiArgs,
+
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
 }
 
+/// The key that seals the image after the dump.
+enum SealKey {
+    File(PrivateKey),
+    Tpm(Tpm),
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // A key that cannot be used must fail before the dump, which may kill
-    // the target.
-    let seal_key = args
-        .seal
-        .as_deref()
-        .map(cmd::seal::load_private_key)
-        .transpose()?;
+    if !args.seal_tpm && (args.pcrs.pcrs.is_some() || args.tcti.tcti.is_some()) {
+        anyhow::bail!("--pcrs and --tcti apply to --seal-tpm only; add --seal-tpm");
+    }
+    // A key or TPM that cannot be used must fail before the dump, which may
+    // kill the target.
+    let mut seal_key = match (&args.seal, args.seal_tpm) {
+        (Some(path), _) => Some(SealKey::File(cmd::seal::load_private_key(path)?)),
+        (None, true) => Some(SealKey::Tpm(args.tcti.open()?)),
+        (None, false) => None,
+    };
     let encryption_key = args
         .encrypt
         .as_deref()
@@ -94,13 +114,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // The image was just written and its hashes computed while writing, so
     // only the manifest and file sizes are checked again before signing.
-    let seal = match &seal_key {
+    let seal = match &mut seal_key {
         Some(key) => {
             let options = cmd::seal::seal_options(false)?;
-            let outcome = seal_image(&args.dir, key, &options).with_context(|| {
+            let (result, how) = match key {
+                SealKey::File(key) => (seal_image(&args.dir, key, &options), "--key KEYFILE"),
+                SealKey::Tpm(tpm) => {
+                    let pcrs = args.pcrs.indices();
+                    (seal_image_tpm(&args.dir, tpm, &pcrs, &options), "--tpm")
+                }
+            };
+            let outcome = result.with_context(|| {
                 format!(
                     "the dump succeeded, but sealing {} failed; the image is complete but \
-                     unsealed, so seal it with `stasis seal {} --key KEYFILE`",
+                     unsealed, so seal it with `stasis seal {} {how}`",
                     args.dir.display(),
                     args.dir.display()
                 )
@@ -129,7 +156,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if summary.left_running { ", left running" } else { "" },
         );
         if let Some(seal) = &seal {
-            println!("sealed {} with key {}", summary.dir.display(), seal.key_id);
+            println!(
+                "sealed {} with {}",
+                summary.dir.display(),
+                seal.key_description()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -8,9 +8,10 @@ use stasis_engine::restore::{
     restore, InitCommand, PidNamespaceMode, RestoreOptions, RestoreSummary,
 };
 use stasis_seal::policy::policy_location;
-use stasis_seal::{load_policy, verify_seal, Policy, PublicKey};
+use stasis_seal::{load_policy, verify_seal, verify_seal_tpm, Policy, PublicKey};
 use tracing::info;
 
+use crate::cmd::seal::{TctiArgs, TpmKeyIdArgs};
 use crate::cmd::verify::load_public_keys;
 use crate::output;
 
@@ -59,6 +60,17 @@ pub struct Args {
     /// Image key file of an encrypted image (`stasis dump --encrypt`).
     #[arg(long, value_name = "KEYFILE")]
     key: Option<PathBuf>,
+
+    /// With --require-seal, accept only a seal made by this host's TPM
+    /// (`stasis seal --tpm`) whose PCRs still hold the recorded values.
+    #[arg(long, requires = "require_seal", conflicts_with = "pubkeys")]
+    tpm: bool,
+
+    #[command(flatten)]
+    tcti: TctiArgs,
+
+    #[command(flatten)]
+    key_ids: TpmKeyIdArgs,
 
     /// Print a JSON summary on stdout.
     #[arg(long)]
@@ -151,6 +163,12 @@ struct SealRequirement {
 /// The signer must be trusted by every requirement: with a policy that sets
 /// `require_seal` and with --pubkey, it must be in both lists.
 fn check_seal(args: &Args) -> anyhow::Result<Option<[u8; 32]>> {
+    if args.tpm {
+        return check_tpm_seal(args).map(Some);
+    }
+    if args.tcti.tcti.is_some() || !args.key_ids.key_ids.is_empty() {
+        bail!("--tcti and --tpm-key-id apply to --tpm only; add --tpm");
+    }
     let requirements = seal_requirements(args)?;
     let Some((first, others)) = requirements.split_first() else {
         return Ok(None);
@@ -175,6 +193,32 @@ fn check_seal(args: &Args) -> anyhow::Result<Option<[u8; 32]>> {
     }
     info!(key_id, dir = %dir, "seal verified");
     Ok(Some(*verified.manifest_hash.as_bytes()))
+}
+
+/// Checks that the image is sealed by this host's TPM, for `--require-seal
+/// --tpm`, and returns the hash of the manifest that the seal signs.
+fn check_tpm_seal(args: &Args) -> anyhow::Result<[u8; 32]> {
+    let dir = args.dir.display();
+    // A policy that requires a seal trusts only its Ed25519 keys, and a
+    // TPM seal is not made by one of them.
+    if let Some(policy) = load_policy()
+        .context("cannot load the seal policy")?
+        .filter(|policy| policy.require_seal)
+    {
+        bail!(
+            "restore from {dir} rejected: the policy file {} requires a seal by one of its \
+             trusted_keys, and --tpm accepts only TPM seals; remove --tpm and --require-seal \
+             to apply the policy alone",
+            policy.path.display()
+        );
+    }
+    let mut tpm = args.tcti.open()?;
+    let verified =
+        verify_seal_tpm(&args.dir, &mut tpm, &args.key_ids.key_ids).with_context(|| {
+            format!("restore from {dir} rejected: it needs a valid seal by this host's TPM")
+        })?;
+    info!(key_id = verified.info.key_id, dir = %dir, "TPM seal verified");
+    Ok(*verified.manifest_hash.as_bytes())
 }
 
 /// Loads the policy and the --pubkey keys, and returns who requires a seal.

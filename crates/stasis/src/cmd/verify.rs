@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use stasis_seal::format::format_utc;
 use stasis_seal::report::{FileCheck, FileStatus, SealStatus};
-use stasis_seal::{verify_image, PublicKey, VerifyReport};
+use stasis_seal::{verify_image_with, PublicKey, Trust, VerifyReport};
 
+use crate::cmd::seal::{TctiArgs, TpmKeyIdArgs};
 use crate::output;
 
 /// Check that an image is sealed by a trusted key and that no file in it
@@ -19,8 +20,25 @@ pub struct Args {
 
     /// Public key file of a trusted sealing key (KEYFILE.pub from `stasis key
     /// generate`); repeat to trust several keys.
-    #[arg(long = "pubkey", value_name = "PUBFILE", required = true)]
+    #[arg(
+        long = "pubkey",
+        value_name = "PUBFILE",
+        required_unless_present = "tpm",
+        conflicts_with = "tpm"
+    )]
     pubkeys: Vec<PathBuf>,
+
+    /// Accept only a seal made by this host's TPM (`stasis seal --tpm`): the
+    /// TPM must derive the same signing key, and every PCR the seal is bound
+    /// to must still hold the value recorded at sealing.
+    #[arg(long)]
+    tpm: bool,
+
+    #[command(flatten)]
+    tcti: TctiArgs,
+
+    #[command(flatten)]
+    key_ids: TpmKeyIdArgs,
 
     /// Print the full report as JSON on stdout.
     #[arg(long)]
@@ -28,9 +46,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let keys = load_public_keys(&args.pubkeys)?;
-    let report = verify_image(&args.dir, &keys)
-        .with_context(|| format!("verifying {} failed", args.dir.display()))?;
+    if !args.tpm && (args.tcti.tcti.is_some() || !args.key_ids.key_ids.is_empty()) {
+        bail!("--tcti and --tpm-key-id apply to --tpm only; add --tpm");
+    }
+    let report = if args.tpm {
+        let mut tpm = args.tcti.open()?;
+        let trust = &mut Trust::Tpm {
+            tpm: &mut tpm,
+            key_ids: &args.key_ids.key_ids,
+        };
+        verify_image_with(&args.dir, trust)
+    } else {
+        let keys = load_public_keys(&args.pubkeys)?;
+        verify_image_with(&args.dir, &mut Trust::Keys(&keys))
+    }
+    .with_context(|| format!("verifying {} failed", args.dir.display()))?;
 
     if args.json {
         output::print_json(&report)?;
@@ -67,8 +97,18 @@ fn print_report(report: &VerifyReport) {
     let seal = &report.seal;
     match (seal.status, &seal.info) {
         (SealStatus::Valid, Some(info)) => println!(
-            "seal: valid, key {}, sealed {}, stasis {}, image format {}",
-            info.key_id,
+            "seal: valid, {}, sealed {}, stasis {}, image format {}",
+            match &info.tpm {
+                Some(tpm) if tpm.pcrs.is_empty() => {
+                    format!("TPM key {} (bound to no PCRs)", info.key_id)
+                }
+                Some(tpm) => format!(
+                    "TPM key {}, PCRs {} unchanged",
+                    info.key_id,
+                    tpm.describe_pcrs()
+                ),
+                None => format!("key {}", info.key_id),
+            },
             format_utc(info.sealed_at_unix),
             info.stasis_version,
             info.image_format_version
