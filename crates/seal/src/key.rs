@@ -42,15 +42,19 @@ pub const PRIVATE_KEY_HEADER: &str = "stasis-ed25519-private-v1";
 pub const PUBLIC_KEY_HEADER: &str = "stasis-ed25519-public-v1";
 /// First line of an image encryption key file.
 pub const ENCRYPTION_KEY_HEADER: &str = "stasis-aes256-image-key-v1";
+/// First line of an image encryption key file whose key is sealed by a
+/// TPM. The next lines are `tcti STRING`, naming the TPM that sealed it,
+/// then the hex public and private parts of the sealed object.
+pub const TPM_ENCRYPTION_KEY_HEADER: &str = "stasis-aes256-image-key-tpm-v1";
 /// Suffix that `stasis key generate` appends to the private key path to
 /// name the public key file.
 pub const PUBLIC_KEY_SUFFIX: &str = ".pub";
 /// Number of bytes of BLAKE3(public key) that form the key ID.
 pub const KEY_ID_BYTES: usize = 8;
 
-/// Maximum size of a key file that readers accept, in bytes. A valid file
-/// has about 92 bytes.
-pub(crate) const MAX_KEY_FILE_SIZE: u64 = 1024;
+/// Maximum size of a key file that readers accept, in bytes. A plain key
+/// file has about 92 bytes, a TPM-sealed one under 1 KiB.
+pub(crate) const MAX_KEY_FILE_SIZE: u64 = 4096;
 /// Permissions of a new private key file.
 const PRIVATE_KEY_MODE: u32 = 0o600;
 /// Permissions of a new public key file.
@@ -258,12 +262,85 @@ pub fn generate_encryption_key(path: &Path) -> Result<GeneratedEncryptionKey, Se
     })
 }
 
-/// Loads the image encryption key file `path`. Like a private key, the
-/// file must not give group or other users any access.
+/// Generates a random 256-bit image encryption key, seals it with the TPM
+/// that `tcti` names (see [`Tpm::open`](crate::tpm::Tpm::open)), and writes
+/// the sealed key to `path` with mode 0600. Only that TPM can unseal it,
+/// so the key cannot be copied off the host.
+pub fn generate_tpm_encryption_key(
+    path: &Path,
+    tcti: Option<&str>,
+) -> Result<GeneratedEncryptionKey, SealError> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => {
+            return Err(SealError::AlreadyExists {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(SealError::io(path, error)),
+    }
+    let mut tpm = crate::tpm::Tpm::open(tcti)?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(key.as_mut()).map_err(|error| SealError::Random(error.to_string()))?;
+    let sealed = tpm.seal_secret(key.as_ref())?;
+    let text = format!(
+        "{TPM_ENCRYPTION_KEY_HEADER}\ntcti {}\n{}\n{}\n",
+        tpm.tcti(),
+        hex::encode(&sealed.public),
+        hex::encode(&sealed.private)
+    );
+    write_new_file(path, text.as_bytes(), PRIVATE_KEY_MODE)?;
+    sync_dir(parent_dir(path))?;
+    Ok(GeneratedEncryptionKey {
+        path: path.to_path_buf(),
+        key_id: stasis_image::ImageKey::from_bytes(*key).key_id(),
+    })
+}
+
+/// Unseals the key of a TPM-sealed key file with its TPM: the one that
+/// STASIS_TCTI names, or else the one recorded in the file.
+fn unseal_tpm_key(text: &str, path: &Path) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    let mut lines = text.trim_end_matches('\n').split('\n').skip(1);
+    let invalid = |message: &str| SealError::invalid_key(path, message.to_string());
+    let recorded = lines
+        .next()
+        .and_then(|line| line.strip_prefix("tcti "))
+        .ok_or_else(|| invalid("the second line must be \"tcti\" and the TPM's TCTI string"))?;
+    let mut part = || {
+        lines
+            .next()
+            .and_then(|line| hex::decode(line).ok())
+            .ok_or_else(|| invalid("the sealed key must follow as two lines of hex digits"))
+    };
+    let sealed = crate::tpm::SealedSecret {
+        public: part()?,
+        private: part()?,
+    };
+    let tcti = std::env::var(crate::tpm::TCTI_ENV)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| recorded.to_string());
+    let mut tpm = crate::tpm::Tpm::open(Some(&tcti))?;
+    let secret = tpm.unseal_secret(&sealed)?;
+    let key: [u8; 32] = secret
+        .as_slice()
+        .try_into()
+        .map_err(|_| invalid("the TPM unsealed a secret that is not 32 bytes"))?;
+    Ok(Zeroizing::new(key))
+}
+
+/// Loads the image encryption key file `path`, unsealing the key with its
+/// TPM for a file from `stasis key generate --encryption --tpm`. Like a
+/// private key, the file must not give group or other users any access.
 pub fn load_encryption_key(path: &Path) -> Result<stasis_image::ImageKey, SealError> {
     let (file, metadata) = open_regular(path, Symlinks::Follow)?;
     let bytes = Zeroizing::new(read_opened(file, &metadata, path, MAX_KEY_FILE_SIZE)?);
-    let key = decode_key_file(&bytes, ENCRYPTION_KEY_HEADER, path)?;
+    let text = std::str::from_utf8(&bytes).unwrap_or_default();
+    let key = if text.starts_with(&format!("{TPM_ENCRYPTION_KEY_HEADER}\n")) {
+        unseal_tpm_key(text, path)?
+    } else {
+        decode_key_file(&bytes, ENCRYPTION_KEY_HEADER, path)?
+    };
     let mode = metadata.permissions().mode() & 0o7777;
     if mode & GROUP_OTHER_BITS != 0 {
         return Err(SealError::KeyPermissions {

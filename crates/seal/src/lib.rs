@@ -41,8 +41,8 @@ pub mod verify;
 pub use error::SealError;
 pub use format::{Seal, SealInfo, SealSignature, TpmSealInfo, SEAL_FILE_NAME};
 pub use key::{
-    generate_encryption_key, generate_key_pair, load_encryption_key, GeneratedEncryptionKey,
-    GeneratedKey, PrivateKey, PublicKey,
+    generate_encryption_key, generate_key_pair, generate_tpm_encryption_key, load_encryption_key,
+    GeneratedEncryptionKey, GeneratedKey, PrivateKey, PublicKey,
 };
 pub use policy::{load_policy, Policy};
 pub use report::{verify_image, verify_image_with, VerifyReport};

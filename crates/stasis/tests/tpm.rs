@@ -325,7 +325,7 @@ fn tpm_seal_rejects_other_keys_and_tampering() {
         &run,
         &["seal: valid", &format!("CHANGED  {pages}"), "1 problem;"],
     );
-    assert_restore_rejected(&env, &tampered, &swtpm, pid, &["BLAKE3 hash"]);
+    assert_restore_rejected(&env, &tampered, &swtpm, pid, &["do not match their hash"]);
 
     // A changed seal field breaks the signature.
     let edited = env.path("edited-seal");
@@ -414,4 +414,66 @@ fn missing_tpm_is_named() {
              message for a host without a TPM is not checked here"
         );
     }
+}
+
+#[test]
+fn tpm_held_image_key_decrypts_only_on_its_tpm() {
+    let Some(env) = TestEnv::new("tpm_held_image_key_decrypts_only_on_its_tpm") else {
+        return;
+    };
+    let swtpm = start_swtpm(&env);
+    let other_dir = env.make_dir("other-tpm");
+    let other = Swtpm::start(&other_dir).unwrap_or_else(|message| panic!("{message}"));
+    let key = env.path("image.key");
+    let run = env.stasis(&[
+        "key",
+        "generate",
+        "--encryption",
+        "--tpm",
+        "--tcti",
+        &swtpm.tcti(),
+        "--out",
+        text(&key),
+        "--json",
+    ]);
+    assert!(run.success(), "TPM key generation failed:\n{run}");
+    let key_id = run.json()["key_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let contents = fs::read_to_string(&key).expect("read the key file");
+    assert!(
+        contents.starts_with("stasis-aes256-image-key-tpm-v1\ntcti "),
+        "{contents}"
+    );
+
+    let pid = start_sleep(&env, "sleep");
+    let image = env.path("image");
+    let dump = env.dump_and_reap_with(pid, &image, &["--encrypt", text(&key)]);
+    assert!(dump.success(), "{dump}");
+    let run = env.stasis(&["inspect", text(&image), "--json"]);
+    assert!(run.success(), "{run}");
+    assert_eq!(
+        run.json()["encryption"]["key_id"].as_str(),
+        Some(key_id.as_str()),
+        "{run}"
+    );
+
+    // The same file on a host whose TPM is another one: the key file names
+    // its TPM, so point it at the other swtpm by editing the recorded TCTI.
+    let moved = env.path("moved.key");
+    fs::write(&moved, contents.replace(&swtpm.tcti(), &other.tcti())).expect("write key copy");
+    fs::set_permissions(&moved, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod key copy");
+    let run = env.stasis(&["restore", "-D", text(&image), "-d", "--key", text(&moved)]);
+    assert!(!run.success(), "restore with another TPM succeeded:\n{run}");
+    assert!(run.stderr.contains("image key"), "{run}");
+    assert!(
+        wait_pid_free(pid, WAIT_TIMEOUT),
+        "the rejected restore left process {pid}"
+    );
+
+    env.restore_detached(&image, pid, &["--key", text(&key)]);
+    assert_eq!(proc_comm(pid).as_deref(), Some("sleep"));
+    drop(other);
 }

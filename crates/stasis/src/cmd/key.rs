@@ -36,6 +36,18 @@ struct GenerateArgs {
     #[arg(long)]
     encryption: bool,
 
+    /// With --encryption: seal the new key with the TPM, so that KEYFILE
+    /// holds it in a form only this TPM can unseal. Loading the key file
+    /// then needs the TPM (the one STASIS_TCTI names, else the one that
+    /// sealed it).
+    #[arg(long, requires = "encryption")]
+    tpm: bool,
+
+    /// The TPM for --tpm, as a tpm2-tss TCTI string such as
+    /// device:/dev/tpmrm0. Default: STASIS_TCTI, else device:/dev/tpmrm0.
+    #[arg(long, value_name = "TCTI", requires = "tpm")]
+    tcti: Option<String>,
+
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
@@ -70,8 +82,12 @@ struct EncryptionKeySummary {
 
 fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     if args.encryption {
-        let generated = generate_encryption_key(&args.out)
-            .with_context(|| format!("generating an image key at {} failed", args.out.display()))?;
+        let generated = if args.tpm {
+            stasis_seal::generate_tpm_encryption_key(&args.out, args.tcti.as_deref())
+        } else {
+            generate_encryption_key(&args.out)
+        }
+        .with_context(|| format!("generating an image key at {} failed", args.out.display()))?;
         let summary = EncryptionKeySummary {
             encryption_key: generated.path,
             key_id: generated.key_id,
