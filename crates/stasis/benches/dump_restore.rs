@@ -2,7 +2,9 @@
 //! incompressible memory, next to memcpy on the same machine, and what
 //! checking the image costs: the restore is timed with its chunk checks
 //! and again with them turned off, and a full check of the image
-//! (`stasis verify` without a seal) is timed on its own.
+//! (`stasis verify` without a seal) is timed on its own. A second
+//! workload is dumped with `--encrypt` and restored with its key, to show
+//! what encryption costs.
 //!
 //! Run as root: `cargo bench -p stasis --bench dump_restore`. The image
 //! goes to /dev/shm (tmpfs), so the disk is not measured. Set
@@ -36,18 +38,12 @@ fn main() {
     let bytes = mib << 20;
 
     let (hot, fresh) = memcpy_bounds(bytes);
-    let mut best = Timings {
-        dump: f64::MAX,
-        restore: f64::MAX,
-        restore_unchecked: f64::MAX,
-        verify: f64::MAX,
-    };
+    let key = stasis_image::ImageKey::from_bytes([0x5a; 32]);
+    let mut best = Timings::worst();
+    let mut best_encrypted = Timings::worst();
     for run in 1..=runs {
-        let timings = dump_and_restore(mib, run);
-        best.dump = best.dump.min(timings.dump);
-        best.restore = best.restore.min(timings.restore);
-        best.restore_unchecked = best.restore_unchecked.min(timings.restore_unchecked);
-        best.verify = best.verify.min(timings.verify);
+        best.keep_best(&dump_and_restore(mib, run, None));
+        best_encrypted.keep_best(&dump_and_restore(mib, run, Some(&key)));
     }
 
     let rate = |seconds: f64| bytes as f64 / GIB / seconds;
@@ -72,10 +68,17 @@ fn main() {
     row("restore", best.restore);
     row("restore, chunk checks off", best.restore_unchecked);
     row("check every file (verify)", best.verify);
+    row("dump, encrypted", best_encrypted.dump);
+    row("restore, encrypted", best_encrypted.restore);
     println!(
         "chunk checks add {:.1}% to restore; a full check is {:.0}% of dump time",
         100.0 * (best.restore - best.restore_unchecked) / best.restore_unchecked,
         100.0 * best.verify / best.dump
+    );
+    println!(
+        "encryption adds {:.1}% to dump and {:.1}% to restore",
+        100.0 * (best_encrypted.dump - best.dump) / best.dump,
+        100.0 * (best_encrypted.restore - best.restore) / best.restore
     );
 }
 
@@ -87,16 +90,35 @@ struct Timings {
     verify: f64,
 }
 
+impl Timings {
+    fn worst() -> Timings {
+        Timings {
+            dump: f64::MAX,
+            restore: f64::MAX,
+            restore_unchecked: f64::MAX,
+            verify: f64::MAX,
+        }
+    }
+
+    /// Keeps, for each step, the shorter time of `self` and `run`.
+    fn keep_best(&mut self, run: &Timings) {
+        self.dump = self.dump.min(run.dump);
+        self.restore = self.restore.min(run.restore);
+        self.restore_unchecked = self.restore_unchecked.min(run.restore_unchecked);
+        self.verify = self.verify.min(run.verify);
+    }
+}
+
 /// Restores the image in `dir`, kills and reaps the restored process, and
 /// returns the seconds the restore took.
-fn timed_restore(dir: &Path) -> f64 {
+fn timed_restore(dir: &Path, key: Option<&stasis_image::ImageKey>) -> f64 {
     let started = Instant::now();
     let restored = restore(&RestoreOptions {
         dir: dir.to_path_buf(),
         skip_file_checks: true,
         manifest_hash: None,
         pid_namespace: PidNamespaceMode::Never,
-        key: None,
+        key: key.cloned(),
     })
     .expect("restore");
     let seconds = started.elapsed().as_secs_f64();
@@ -132,8 +154,9 @@ fn memcpy_bounds(bytes: usize) -> (f64, f64) {
     (hot, fresh_s)
 }
 
-/// Dumps and restores one workload and times each step.
-fn dump_and_restore(mib: usize, run: usize) -> Timings {
+/// Dumps and restores one workload, encrypted with `key` if given, and
+/// times each step.
+fn dump_and_restore(mib: usize, run: usize, key: Option<&stasis_image::ImageKey>) -> Timings {
     let dir = std::env::temp_dir().join(format!("stasis-bench-{}-{run}", std::process::id()));
     let shm = Path::new("/dev/shm").join(format!("stasis-bench-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create the bench directory");
@@ -171,7 +194,7 @@ fn dump_and_restore(mib: usize, run: usize) -> Timings {
         dir: shm.clone(),
         leave_running: false,
         shell_job: false,
-        encryption_key: None,
+        encryption_key: key.cloned(),
     };
     let started = Instant::now();
     let dumped = dump(&options, &mut |_| {});
@@ -184,9 +207,9 @@ fn dump_and_restore(mib: usize, run: usize) -> Timings {
         "dump stored less than the workload's buffer"
     );
 
-    let restore_s = timed_restore(&shm);
+    let restore_s = timed_restore(&shm, key);
     stasis_image::bench::turn_chunk_checks_off(true);
-    let restore_unchecked_s = timed_restore(&shm);
+    let restore_unchecked_s = timed_restore(&shm, key);
     stasis_image::bench::turn_chunk_checks_off(false);
 
     let started = Instant::now();
@@ -197,8 +220,9 @@ fn dump_and_restore(mib: usize, run: usize) -> Timings {
 
     let _ = std::fs::remove_dir_all(&shm);
     let _ = std::fs::remove_dir_all(&dir);
+    let label = if key.is_some() { " encrypted" } else { "" };
     eprintln!(
-        "run {run}: dump {dump_s:.3} s, restore {restore_s:.3} s, \
+        "run {run}{label}: dump {dump_s:.3} s, restore {restore_s:.3} s, \
          unchecked {restore_unchecked_s:.3} s, verify {verify_s:.3} s"
     );
     Timings {
