@@ -575,7 +575,7 @@ pub enum OpenFile {
     },
 }
 
-/// A bound or listening socket.
+/// A bound, listening or connected socket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SocketRecord {
@@ -608,6 +608,11 @@ pub struct SocketRecord {
     /// followed by its bytes.
     #[serde(default)]
     pub queued: Option<String>,
+    /// True for a connected Unix stream or seqpacket socket that accept(2)
+    /// returned: its `address` is the address of the listening socket, and
+    /// restore creates it by accepting a connection from its peer.
+    #[serde(default)]
+    pub accepted: bool,
 }
 
 /// One watch of an inotify instance.

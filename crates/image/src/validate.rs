@@ -259,6 +259,40 @@ pub fn validate_fd_table(table: &FdTable, path: &Path) -> Result<(), ImageError>
         if let Some(name) = fd.file.data_file() {
             check_file_name(name, path)?;
         }
+        if let crate::records::OpenFile::Socket(socket) = &fd.file {
+            check_socket(fd.fd, socket, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that an accepted socket is a connected, named Unix stream or
+/// seqpacket socket, the only kind that accept(2) returns.
+fn check_socket(
+    fd: i32,
+    socket: &crate::records::SocketRecord,
+    path: &Path,
+) -> Result<(), ImageError> {
+    if !socket.accepted {
+        return Ok(());
+    }
+    // AF_UNIX, SOCK_STREAM and SOCK_SEQPACKET as Linux numbers them.
+    const AF_UNIX: i32 = 1;
+    const SOCK_STREAM: i32 = 1;
+    const SOCK_SEQPACKET: i32 = 5;
+    let connection_type = [SOCK_STREAM, SOCK_SEQPACKET].contains(&socket.socket_type);
+    if socket.family != AF_UNIX
+        || !connection_type
+        || socket.peer.is_none()
+        || socket.address.0.len() <= 2
+        || socket.backlog.is_some()
+    {
+        return Err(ImageError::invalid(
+            path,
+            format!(
+                "fd {fd} is marked accepted but is not a connected, named Unix stream or seqpacket socket"
+            ),
+        ));
     }
     Ok(())
 }

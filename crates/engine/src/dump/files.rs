@@ -293,15 +293,19 @@ fn save_content(link_path: &str, name: &str, image: &mut ImageWriter) -> Result<
 
 impl Descriptions {
     /// Rejects a connected Unix socket whose peer no process of the tree
-    /// holds: after restore the peer would be gone.
+    /// holds: after restore the peer would be gone. The message names the
+    /// process that holds the peer, or the listening socket that has not
+    /// accepted it yet.
     pub fn check_socket_peers(&self) -> Result<(), DumpError> {
         for &(pid, fd, inode, peer) in &self.sockets {
             let Some(peer) = peer else { continue };
             if !self.sockets.iter().any(|&(_, _, other, _)| other == peer) {
+                let whereabouts = crate::dump::socket::locate_socket(peer);
                 return Err(DumpError::Unsupported {
                     pid,
                     reason: format!(
-                        "fd {fd} (socket:[{inode}]) is connected to socket:[{peer}], which no process of the dumped tree holds"
+                        "fd {fd} (socket:[{inode}]) is connected to socket:[{peer}], {whereabouts}; \
+                         dump a common ancestor of both ends, or close the connection"
                     ),
                 });
             }

@@ -1,15 +1,15 @@
-//! Saving sockets that are bound or listening but carry no connection:
-//! TCP and UDP over IPv4 and IPv6, and Unix sockets with a path or an
-//! abstract name; and connected Unix sockets (socketpairs, clients and
+//! Saving sockets: TCP and UDP sockets over IPv4 and IPv6 that are bound
+//! or listening but carry no connection, Unix sockets with a path or an
+//! abstract name, and connected Unix sockets (socketpairs, clients and
 //! accepted connections). A connected TCP or UDP socket stops the dump
 //! with an error naming it.
 //!
 //! stasis takes its own handle on the target's socket with pidfd_getfd and
 //! reads the family, type, address and options from it. A connected Unix
 //! socket is saved with its peer's inode, found with sock_diag, and the data
-//! waiting in its receive queue; both ends must be in the tree. The listen backlog
-//! of a TCP socket comes from /proc/net/tcp, whose tx_queue column holds
-//! it for listening sockets.
+//! waiting in its receive queue; both ends must be in the tree. The listen
+//! backlog of a TCP socket comes from /proc/net/tcp, whose tx_queue column
+//! holds it for listening sockets, and that of a Unix socket from sock_diag.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -68,33 +68,57 @@ pub fn describe(
     let address = local_address(raw).map_err(io)?;
     let mut peer = None;
     let mut queued = None;
-    if family == libc::AF_UNIX && !listening {
+    let mut accepted = false;
+    let backlog;
+    if family == libc::AF_UNIX {
         let info = stasis_linux::unix_diag::unix_socket_info(inode).map_err(|source| {
             DumpError::Linux {
                 pid,
-                step: "asking sock_diag for the peer of a Unix socket",
+                step: "asking sock_diag about a Unix socket",
                 source,
             }
         })?;
-        if info.peer != 0 {
+        let rejected = |what: String| unsupported(pid, fd, link, &what);
+        if listening {
+            if info.receive_queue > 0 {
+                return Err(rejected(format!(
+                    "a listening Unix socket ({}) with {} connections waiting to be accepted",
+                    unix_name(&address),
+                    info.receive_queue
+                )));
+            }
+            backlog = Some(info.send_queue);
+        } else if info.peer != 0 {
+            backlog = None;
             peer = Some(info.peer);
+            if socket_type == libc::SOCK_DGRAM {
+                check_datagram_pair(pid, fd, link, inode, info.peer, &address, raw)?;
+            } else {
+                accepted = is_accepted(pid, fd, link, &address, raw)?;
+            }
             queued = save_queue(raw, socket_type, inode, image).map_err(io)?;
+        } else if info.state == stasis_linux::unix_diag::STATE_ESTABLISHED {
+            return Err(rejected(format!(
+                "a connected Unix socket ({}) whose peer is closed",
+                unix_name(&address)
+            )));
         } else if !address_is_bound(family, &address) {
-            return Err(unsupported(
-                pid,
-                fd,
-                link,
-                "an unnamed Unix socket with no peer",
-            ));
+            return Err(rejected("an unnamed Unix socket with no peer".into()));
+        } else if socket_type == libc::SOCK_DGRAM && has_data(raw) {
+            return Err(rejected(format!(
+                "an unconnected datagram Unix socket ({}) with datagrams waiting, whose senders stasis does not save",
+                unix_name(&address)
+            )));
+        } else {
+            backlog = None;
         }
     } else if peer_address(raw).is_some() {
         return Err(unsupported(pid, fd, link, "a connected socket"));
-    }
-    let backlog = if listening {
-        Some(listen_backlog(pid, fd, link, family, inode)?)
+    } else if listening {
+        backlog = Some(listen_backlog(pid, fd, link, family, inode)?);
     } else {
-        None
-    };
+        backlog = None;
+    }
     let mut wanted: Vec<(i32, i32)> = OPTIONS.to_vec();
     if protocol == libc::IPPROTO_TCP {
         wanted.extend(TCP_OPTIONS);
@@ -125,7 +149,176 @@ pub fn describe(
         inode,
         peer,
         queued,
+        accepted,
     }))
+}
+
+/// Describes a Unix socket address for messages: its path, `@` and the
+/// abstract name, or "unnamed".
+pub fn unix_name(address: &[u8]) -> String {
+    match address.get(2..) {
+        None | Some([]) => "unnamed".into(),
+        Some([0, name @ ..]) => format!("@{}", String::from_utf8_lossy(name)),
+        Some(path) => {
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            String::from_utf8_lossy(&path[..end]).into_owned()
+        }
+    }
+}
+
+/// Returns whether a connected Unix stream or seqpacket socket came from
+/// accept(2). The kernel gives an accepted socket the address of its
+/// listening socket, so it is the end whose address a listening socket
+/// holds, or the only named end. When both ends have names and neither is
+/// that of a listening socket, the listening socket is closed and nothing
+/// tells the two ends apart, so the dump stops.
+fn is_accepted(
+    pid: i32,
+    fd: i32,
+    link: &str,
+    address: &[u8],
+    socket: i32,
+) -> Result<bool, DumpError> {
+    if address.len() <= 2 {
+        return Ok(false);
+    }
+    let peer_address = peer_address(socket).unwrap_or_default();
+    if peer_address.len() <= 2 {
+        return Ok(true);
+    }
+    let listeners =
+        stasis_linux::unix_diag::unix_listeners().map_err(|source| DumpError::Linux {
+            pid,
+            step: "listing the listening Unix sockets with sock_diag",
+            source,
+        })?;
+    let listened = |name: &[u8]| {
+        listeners
+            .iter()
+            .any(|listener| listener.name.as_deref() == Some(name))
+    };
+    if listened(&address[2..]) {
+        return Ok(true);
+    }
+    if listened(&peer_address[2..]) {
+        return Ok(false);
+    }
+    Err(unsupported(
+        pid,
+        fd,
+        link,
+        &format!(
+            "a Unix connection between {} and {} whose listening socket is closed, so stasis cannot tell which end was accepted",
+            unix_name(address),
+            unix_name(&peer_address)
+        ),
+    ))
+}
+
+/// Accepts a connected datagram socket only as one end of an unnamed pair
+/// whose ends are connected to each other, as socketpair(2) makes them,
+/// because restore recreates exactly that.
+fn check_datagram_pair(
+    pid: i32,
+    fd: i32,
+    link: &str,
+    inode: u64,
+    peer: u64,
+    address: &[u8],
+    socket: i32,
+) -> Result<(), DumpError> {
+    let peer_info =
+        stasis_linux::unix_diag::unix_socket_info(peer).map_err(|source| DumpError::Linux {
+            pid,
+            step: "asking sock_diag about the peer of a Unix socket",
+            source,
+        })?;
+    let peer_address = peer_address(socket).unwrap_or_default();
+    if peer_info.peer != inode {
+        return Err(unsupported(
+            pid,
+            fd,
+            link,
+            &format!(
+                "a datagram Unix socket connected to socket:[{peer}] ({}), which is not connected back to it",
+                unix_name(&peer_address)
+            ),
+        ));
+    }
+    if address.len() > 2 || peer_address.len() > 2 {
+        return Err(unsupported(
+            pid,
+            fd,
+            link,
+            &format!(
+                "a connected datagram Unix socket with a name ({} connected to {})",
+                unix_name(address),
+                unix_name(&peer_address)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Describes where a Unix socket that no process of the dumped tree holds
+/// is: in a process outside the tree, or in the queue of a listening
+/// socket that has not accepted it yet.
+pub fn locate_socket(inode: u64) -> String {
+    let link = format!("socket:[{inode}]");
+    let own = std::process::id().to_string();
+    let processes = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    for process in processes {
+        let name = process.file_name();
+        let Some(pid) = name.to_str().filter(|pid| pid.parse::<u32>().is_ok()) else {
+            continue;
+        };
+        if pid == own {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        for entry in fds.flatten() {
+            if std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.as_os_str() == link.as_str())
+            {
+                let comm = std::fs::read_to_string(process.path().join("comm")).unwrap_or_default();
+                return format!(
+                    "which process {pid} ({}) holds as fd {}, outside the dumped tree",
+                    comm.trim_end(),
+                    entry.file_name().to_string_lossy()
+                );
+            }
+        }
+    }
+    let listeners = stasis_linux::unix_diag::unix_listeners().unwrap_or_default();
+    for listener in listeners {
+        if listener.pending.contains(&inode) {
+            let mut address = vec![0u8; 2];
+            address.extend_from_slice(listener.name.as_deref().unwrap_or_default());
+            return format!(
+                "a connection that the listening socket socket:[{}] ({}) has not accepted yet",
+                listener.inode,
+                unix_name(&address)
+            );
+        }
+    }
+    "which no process outside the dumped tree holds".into()
+}
+
+/// Returns whether a datagram is waiting in the receive queue.
+fn has_data(socket: i32) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: receives at most one byte into a live buffer.
+    let got = unsafe {
+        libc::recv(
+            socket,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    got >= 0
 }
 
 /// Saves the data waiting in the receive queue of a connected Unix socket
@@ -302,8 +495,6 @@ fn listen_backlog(
     let table = match family {
         libc::AF_INET => format!("/proc/{pid}/net/tcp"),
         libc::AF_INET6 => format!("/proc/{pid}/net/tcp6"),
-        // NOTE: the backlog of a Unix socket is not in /proc; SOMAXCONN
-        // (4096 since Linux 5.4) is used instead.
         _ => return Ok(4096),
     };
     let text = std::fs::read_to_string(&table).map_err(|source| DumpError::Io {

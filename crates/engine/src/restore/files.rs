@@ -75,6 +75,8 @@ pub struct Descriptions {
     /// Both ends of recreated Unix socket pairs, by socket inode in the
     /// image, with whether the end's receive queue was refilled.
     socket_ends: HashMap<u64, (OwnedFd, bool)>,
+    /// Records of the connected Unix sockets of the tree, by inode.
+    unix_sockets: HashMap<u64, stasis_image::SocketRecord>,
     unshared: Vec<OwnedFd>,
 }
 
@@ -95,14 +97,63 @@ impl Descriptions {
             .flat_map(|table| table.fds.iter().map(|fd| fd.fd))
             .max()
             .unwrap_or(0);
+        let unix_sockets = tables
+            .iter()
+            .flat_map(|table| table.fds.iter())
+            .filter_map(|entry| match &entry.file {
+                OpenFile::Socket(record) if record.peer.is_some() => {
+                    Some((record.inode, record.clone()))
+                }
+                _ => None,
+            })
+            .collect();
         Descriptions {
             base: (highest + 1).max(100),
             by_id: HashMap::new(),
             pipes: HashMap::new(),
             shared_memory: HashMap::new(),
             socket_ends: HashMap::new(),
+            unix_sockets,
             unshared: Vec::new(),
         }
+    }
+
+    /// Creates every connection between an accepted Unix socket and its
+    /// peer. This runs before any other socket is opened, because the
+    /// connection goes through a temporary listening socket with the
+    /// address of the original one, and a restored socket bound to the
+    /// same abstract name would make that bind fail.
+    pub fn connect_unix_sockets(&mut self) -> Result<(), RestoreError> {
+        let mut accepted: Vec<&stasis_image::SocketRecord> = self
+            .unix_sockets
+            .values()
+            .filter(|record| record.accepted)
+            .collect();
+        accepted.sort_by_key(|record| record.inode);
+        for record in accepted {
+            let peer = record.peer.unwrap_or(0);
+            let client = self.unix_sockets.get(&peer).ok_or_else(|| RestoreError::Unsupported {
+                reason: format!(
+                    "socket:[{}] is connected to socket:[{peer}], which no fd table of the image lists",
+                    record.inode
+                ),
+            })?;
+            if client.accepted || client.peer != Some(record.inode) {
+                return Err(RestoreError::Unsupported {
+                    reason: format!(
+                        "socket:[{}] and socket:[{peer}] are not the two ends of one accepted connection",
+                        record.inode
+                    ),
+                });
+            }
+            let (server_end, client_end) = crate::restore::socket::connect_pair(record, client)?;
+            let path = Path::new("an accepted Unix socket");
+            let server_end = move_above(server_end, self.base, path)?;
+            let client_end = move_above(client_end, self.base, path)?;
+            self.socket_ends.insert(record.inode, (server_end, false));
+            self.socket_ends.insert(peer, (client_end, false));
+        }
+        Ok(())
     }
 
     /// Returns the fd that refers to the description of `entry`, opening it on
@@ -140,9 +191,10 @@ impl Descriptions {
         Ok(raw)
     }
 
-    /// Returns one end of a connected Unix socket. The first end seen
-    /// creates both with socketpair(2); each end's saved receive queue is
-    /// sent from the other end when its own record is seen.
+    /// Returns one end of a connected Unix socket. The ends of an accepted
+    /// connection exist already; otherwise the first end seen creates both
+    /// with socketpair(2). Each end's saved receive queue is sent from the
+    /// other end when its own record is seen.
     fn connected_socket(
         &mut self,
         image: &Image,
@@ -154,6 +206,18 @@ impl Descriptions {
             source,
         };
         if !self.socket_ends.contains_key(&record.inode) {
+            let peer_named = self
+                .unix_sockets
+                .get(&peer)
+                .is_some_and(|peer| peer.address.0.len() > 2);
+            if record.address.0.len() > 2 || peer_named {
+                return Err(RestoreError::Unsupported {
+                    reason: format!(
+                        "socket:[{}] and its peer socket:[{peer}] are connected and named, but neither is marked accepted",
+                        record.inode
+                    ),
+                });
+            }
             let mut ends = [0; 2];
             // SAFETY: socketpair writes two fds into the array.
             if unsafe {

@@ -190,6 +190,7 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         .filter_map(|p| p.live.as_ref().map(|live| &live.1))
         .collect();
     let mut descriptions = Descriptions::new(&tables);
+    descriptions.connect_unix_sockets()?;
     let mut opened = Vec::new();
     for entry in &processes {
         opened.push(match &entry.live {

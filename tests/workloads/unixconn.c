@@ -1,0 +1,524 @@
+/*
+ * Unix socket connections inside one process tree, for checkpoints of
+ * named, abstract and unnamed connected sockets with data in flight.
+ *
+ * Usage: unixconn DIR exchange
+ *        unixconn DIR pending
+ *        unixconn DIR client PATH
+ *
+ * exchange: the server listens on DIR/stream.sock (SOCK_STREAM) and on the
+ * abstract name "stasis-unixconn-PID" (SOCK_SEQPACKET), and forks four
+ * clients:
+ *   1: stream, unnamed, to DIR/stream.sock
+ *   2: seqpacket, bound to DIR/client2.sock, to the abstract name
+ *   3: stream, bound to the abstract name "stasis-unixconn-PID-c3", to
+ *      DIR/stream.sock
+ *   4: seqpacket, unnamed, to the abstract name
+ * Each client sends COUNT sequence-numbered requests, keeping up to WINDOW
+ * of them unanswered, and the server answers each with a reply of the same
+ * number. Both sides check every message (number, length, contents) and,
+ * on every message, getsockname and getpeername of their socket against
+ * the addresses they had at the start. The server handles one request per
+ * connection every millisecond, so requests and replies wait in the
+ * sockets most of the time. After that, two more clients (5: stream, 6:
+ * seqpacket, both unnamed) connect to the listening sockets and exchange
+ * SHORT_COUNT messages each. The server writes the number of requests it
+ * has answered to DIR/progress, and at the end the line
+ * "ok clients=6 requests=N replies=N" to DIR/result and to stdout, or an
+ * error to stderr with exit status 1.
+ *
+ * pending: listens on DIR/pending.sock and forks a child that connects and
+ * waits; the server never accepts. DIR/ready appears once the child is
+ * connected.
+ *
+ * client: connects to PATH, writes DIR/ready and waits.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define COUNT 3000
+#define SHORT_COUNT 20
+#define WINDOW 8
+#define CLIENTS 4
+#define LATE_CLIENTS 2
+#define STREAM_SIZE 64
+#define HEADER_SIZE 16
+#define MAX_MESSAGE 256
+#define REQUEST_MAGIC 0x52455155u
+#define REPLY_MAGIC 0x5245504cu
+
+struct address {
+    struct sockaddr_un sun;
+    socklen_t len;
+};
+
+struct header {
+    uint32_t magic;
+    uint32_t id;
+    uint32_t seq;
+    uint32_t len;
+};
+
+static const char *directory;
+static struct address stream_listener_address;
+static struct address seqpacket_listener_address;
+static struct address client_addresses[CLIENTS + LATE_CLIENTS + 1];
+
+static void fail(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fprintf(stderr, "unixconn[%d]: ", getpid());
+    vfprintf(stderr, format, args);
+    fprintf(stderr, "\n");
+    va_end(args);
+    exit(1);
+}
+
+static struct address unnamed(void)
+{
+    struct address address = {.len = sizeof(sa_family_t)};
+    address.sun.sun_family = AF_UNIX;
+    return address;
+}
+
+static struct address path_address(const char *name)
+{
+    struct address address = unnamed();
+    int written = snprintf(address.sun.sun_path, sizeof address.sun.sun_path, "%s/%s",
+                           directory, name);
+    if (written < 0 || (size_t)written >= sizeof address.sun.sun_path)
+        fail("socket path %s/%s is too long", directory, name);
+    address.len = offsetof(struct sockaddr_un, sun_path) + strlen(address.sun.sun_path) + 1;
+    return address;
+}
+
+static struct address abstract_address(const char *name)
+{
+    struct address address = unnamed();
+    size_t length = strlen(name);
+    memcpy(address.sun.sun_path + 1, name, length);
+    address.len = offsetof(struct sockaddr_un, sun_path) + 1 + length;
+    return address;
+}
+
+static int same_address(const struct address *a, const struct address *b)
+{
+    return a->len == b->len && memcmp(&a->sun, &b->sun, a->len) == 0;
+}
+
+static void check_names(int fd, const struct address *own, const struct address *peer,
+                        const char *who)
+{
+    struct address got;
+    got.len = sizeof got.sun;
+    if (getsockname(fd, (struct sockaddr *)&got.sun, &got.len) < 0)
+        fail("%s: getsockname: %s", who, strerror(errno));
+    if (!same_address(&got, own))
+        fail("%s: getsockname returned %u bytes '%s', expected %u bytes '%s'", who, got.len,
+             got.sun.sun_path[0] ? got.sun.sun_path : got.sun.sun_path + 1, own->len,
+             own->sun.sun_path[0] ? own->sun.sun_path : own->sun.sun_path + 1);
+    if (!peer)
+        return;
+    got.len = sizeof got.sun;
+    if (getpeername(fd, (struct sockaddr *)&got.sun, &got.len) < 0)
+        fail("%s: getpeername: %s", who, strerror(errno));
+    if (!same_address(&got, peer))
+        fail("%s: getpeername returned %u bytes '%s', expected %u bytes '%s'", who, got.len,
+             got.sun.sun_path[0] ? got.sun.sun_path : got.sun.sun_path + 1, peer->len,
+             peer->sun.sun_path[0] ? peer->sun.sun_path : peer->sun.sun_path + 1);
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[4096], temporary[4096];
+    snprintf(path, sizeof path, "%s/%s", directory, name);
+    snprintf(temporary, sizeof temporary, "%s/%s.tmp", directory, name);
+    FILE *file = fopen(temporary, "w");
+    if (!file || fputs(text, file) < 0 || fclose(file) != 0)
+        fail("cannot write %s", temporary);
+    if (rename(temporary, path) < 0)
+        fail("cannot rename %s: %s", temporary, strerror(errno));
+}
+
+/* Message length: fixed on a stream, varying with the number on a
+ * seqpacket socket, so that a merged or split message shows. */
+static size_t message_length(int type, uint32_t seq)
+{
+    return type == SOCK_STREAM ? STREAM_SIZE : HEADER_SIZE + 1 + seq % 97;
+}
+
+static uint8_t payload_byte(uint32_t magic, uint32_t id, uint32_t seq, size_t i)
+{
+    return (uint8_t)(seq * (magic == REQUEST_MAGIC ? 7 : 13) + id * 31 + i);
+}
+
+static void fill_message(uint8_t *buffer, int type, uint32_t magic, uint32_t id, uint32_t seq)
+{
+    size_t length = message_length(type, seq);
+    struct header header = {magic, id, seq, (uint32_t)length};
+    memcpy(buffer, &header, sizeof header);
+    for (size_t i = HEADER_SIZE; i < length; i++)
+        buffer[i] = payload_byte(magic, id, seq, i);
+}
+
+static void send_message(int fd, int type, uint32_t magic, uint32_t id, uint32_t seq)
+{
+    uint8_t buffer[MAX_MESSAGE];
+    fill_message(buffer, type, magic, id, seq);
+    size_t length = message_length(type, seq), done = 0;
+    while (done < length) {
+        ssize_t sent = send(fd, buffer + done, length - done, MSG_NOSIGNAL);
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent <= 0)
+            fail("client %u: send of message %u failed: %s", id, seq, strerror(errno));
+        if (type != SOCK_STREAM && (size_t)sent != length)
+            fail("client %u: seqpacket send of message %u was cut", id, seq);
+        done += (size_t)sent;
+    }
+}
+
+/* Receives one message into buffer and returns its length, or 0 at end of
+ * stream. */
+static size_t receive_message(int fd, int type, uint8_t *buffer, const char *who)
+{
+    if (type != SOCK_STREAM) {
+        ssize_t got;
+        do
+            got = recv(fd, buffer, MAX_MESSAGE, 0);
+        while (got < 0 && errno == EINTR);
+        if (got < 0)
+            fail("%s: recv: %s", who, strerror(errno));
+        return (size_t)got;
+    }
+    size_t done = 0;
+    while (done < STREAM_SIZE) {
+        ssize_t got = recv(fd, buffer + done, STREAM_SIZE - done, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            fail("%s: recv: %s", who, strerror(errno));
+        if (got == 0) {
+            if (done == 0)
+                return 0;
+            fail("%s: the stream ended inside a message after %zu bytes", who, done);
+        }
+        done += (size_t)got;
+    }
+    return done;
+}
+
+static void check_message(const uint8_t *buffer, size_t length, int type, uint32_t magic,
+                          uint32_t id, uint32_t seq, const char *who)
+{
+    struct header header;
+    if (length < HEADER_SIZE)
+        fail("%s: message of %zu bytes, expected message %u", who, length, seq);
+    memcpy(&header, buffer, sizeof header);
+    if (header.magic != magic || header.id != id)
+        fail("%s: message with magic %x id %u, expected %x id %u", who, header.magic, header.id,
+             magic, id);
+    if (header.seq != seq)
+        fail("%s: message %u arrived where %u was expected", who, header.seq, seq);
+    if (length != message_length(type, seq) || header.len != length)
+        fail("%s: message %u is %zu bytes, expected %zu", who, seq, length,
+             message_length(type, seq));
+    for (size_t i = HEADER_SIZE; i < length; i++)
+        if (buffer[i] != payload_byte(magic, id, seq, i))
+            fail("%s: byte %zu of message %u is wrong", who, i, seq);
+}
+
+static int readable(int fd)
+{
+    struct pollfd poll_fd = {.fd = fd, .events = POLLIN};
+    return poll(&poll_fd, 1, 0) > 0;
+}
+
+struct client_plan {
+    int type;
+    int bind_first;
+    const struct address *server;
+};
+
+static void run_client(uint32_t id, struct client_plan plan, uint32_t count)
+{
+    char who[32];
+    snprintf(who, sizeof who, "client %u", id);
+    int fd = socket(AF_UNIX, plan.type, 0);
+    if (fd < 0)
+        fail("%s: socket: %s", who, strerror(errno));
+    const struct address *own = &client_addresses[id];
+    if (plan.bind_first) {
+        if (own->sun.sun_path[0])
+            unlink(own->sun.sun_path);
+        if (bind(fd, (const struct sockaddr *)&own->sun, own->len) < 0)
+            fail("%s: bind: %s", who, strerror(errno));
+    }
+    if (connect(fd, (const struct sockaddr *)&plan.server->sun, plan.server->len) < 0)
+        fail("%s: connect: %s", who, strerror(errno));
+
+    uint8_t buffer[MAX_MESSAGE];
+    uint32_t sent = 0, received = 0;
+    while (received < count) {
+        while (sent < count && sent - received < WINDOW) {
+            check_names(fd, own, plan.server, who);
+            send_message(fd, plan.type, REQUEST_MAGIC, id, sent);
+            sent++;
+        }
+        usleep(2000);
+        do {
+            size_t length = receive_message(fd, plan.type, buffer, who);
+            if (length == 0)
+                fail("%s: the server closed the connection after %u replies", who, received);
+            check_message(buffer, length, plan.type, REPLY_MAGIC, id, received, who);
+            check_names(fd, own, plan.server, who);
+            received++;
+        } while (received < sent && readable(fd));
+    }
+    close(fd);
+    exit(0);
+}
+
+static struct client_plan plan_of(uint32_t id)
+{
+    switch (id) {
+    case 1:
+        return (struct client_plan){SOCK_STREAM, 0, &stream_listener_address};
+    case 2:
+        return (struct client_plan){SOCK_SEQPACKET, 1, &seqpacket_listener_address};
+    case 3:
+        return (struct client_plan){SOCK_STREAM, 1, &stream_listener_address};
+    case 4:
+        return (struct client_plan){SOCK_SEQPACKET, 0, &seqpacket_listener_address};
+    case 5:
+        return (struct client_plan){SOCK_STREAM, 0, &stream_listener_address};
+    default:
+        return (struct client_plan){SOCK_SEQPACKET, 0, &seqpacket_listener_address};
+    }
+}
+
+static pid_t start_client(uint32_t id, uint32_t count, int listeners[2])
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(listeners[0]);
+        close(listeners[1]);
+        run_client(id, plan_of(id), count);
+    }
+    return pid;
+}
+
+static int listen_on(int type, const struct address *address)
+{
+    int fd = socket(AF_UNIX, type, 0);
+    if (fd < 0)
+        fail("socket: %s", strerror(errno));
+    if (address->sun.sun_path[0])
+        unlink(address->sun.sun_path);
+    if (bind(fd, (const struct sockaddr *)&address->sun, address->len) < 0)
+        fail("bind of a listening socket: %s", strerror(errno));
+    if (listen(fd, 16) < 0)
+        fail("listen: %s", strerror(errno));
+    return fd;
+}
+
+struct connection {
+    int fd;
+    int type;
+    uint32_t id;
+    uint32_t expected;
+    uint32_t count;
+    int finished;
+};
+
+/* Accepts `wanted` connections, learning each one's client from its first
+ * request, and answers every request until each client has sent `count`
+ * and closed. Returns the number of requests answered. */
+static uint64_t serve(int listeners[2], int wanted, uint32_t count, uint64_t answered)
+{
+    struct connection connections[CLIENTS];
+    int accepted = 0;
+    struct pollfd waiting[2] = {{.fd = listeners[0], .events = POLLIN},
+                                {.fd = listeners[1], .events = POLLIN}};
+    while (accepted < wanted) {
+        if (poll(waiting, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            fail("poll: %s", strerror(errno));
+        }
+        for (int i = 0; i < 2 && accepted < wanted; i++) {
+            if (!(waiting[i].revents & POLLIN))
+                continue;
+            int fd = accept(listeners[i], NULL, NULL);
+            if (fd < 0)
+                fail("accept: %s", strerror(errno));
+            connections[accepted++] = (struct connection){
+                .fd = fd,
+                .type = i == 0 ? SOCK_STREAM : SOCK_SEQPACKET,
+                .count = count,
+            };
+        }
+    }
+
+    int open_connections = wanted;
+    uint8_t buffer[MAX_MESSAGE];
+    while (open_connections > 0) {
+        check_names(listeners[0], &stream_listener_address, NULL, "stream listener");
+        check_names(listeners[1], &seqpacket_listener_address, NULL, "seqpacket listener");
+        for (int i = 0; i < wanted; i++) {
+            struct connection *connection = &connections[i];
+            if (connection->finished || !readable(connection->fd))
+                continue;
+            const char *who = "server";
+            size_t length = receive_message(connection->fd, connection->type, buffer, who);
+            if (length == 0) {
+                if (connection->expected != connection->count)
+                    fail("server: client %u closed after %u requests", connection->id,
+                         connection->expected);
+                close(connection->fd);
+                connection->finished = 1;
+                open_connections--;
+                continue;
+            }
+            if (connection->id == 0) {
+                struct header header;
+                if (length < HEADER_SIZE)
+                    fail("server: first message of %zu bytes", length);
+                memcpy(&header, buffer, sizeof header);
+                if (header.id == 0 || header.id > CLIENTS + LATE_CLIENTS)
+                    fail("server: first message from unknown client %u", header.id);
+                connection->id = header.id;
+            }
+            char name[32];
+            snprintf(name, sizeof name, "server for client %u", connection->id);
+            check_message(buffer, length, connection->type, REQUEST_MAGIC, connection->id,
+                          connection->expected, name);
+            check_names(connection->fd,
+                        connection->type == SOCK_STREAM ? &stream_listener_address
+                                                        : &seqpacket_listener_address,
+                        &client_addresses[connection->id], name);
+            send_message(connection->fd, connection->type, REPLY_MAGIC, connection->id,
+                         connection->expected);
+            connection->expected++;
+            answered++;
+            if (answered % 100 == 0) {
+                char text[32];
+                snprintf(text, sizeof text, "%llu\n", (unsigned long long)answered);
+                write_file("progress", text);
+            }
+        }
+        usleep(1000);
+    }
+    return answered;
+}
+
+static void wait_for_clients(const pid_t *pids, int number)
+{
+    for (int i = 0; i < number; i++) {
+        int status;
+        if (waitpid(pids[i], &status, 0) < 0)
+            fail("waitpid(%d): %s", pids[i], strerror(errno));
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fail("client process %d ended with status 0x%x", pids[i], status);
+    }
+}
+
+static void exchange(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "stasis-unixconn-%d", getpid());
+    stream_listener_address = path_address("stream.sock");
+    seqpacket_listener_address = abstract_address(name);
+    for (int id = 0; id <= CLIENTS + LATE_CLIENTS; id++)
+        client_addresses[id] = unnamed();
+    client_addresses[2] = path_address("client2.sock");
+    snprintf(name, sizeof name, "stasis-unixconn-%d-c3", getpid());
+    client_addresses[3] = abstract_address(name);
+
+    int listeners[2] = {listen_on(SOCK_STREAM, &stream_listener_address),
+                        listen_on(SOCK_SEQPACKET, &seqpacket_listener_address)};
+    pid_t pids[CLIENTS + LATE_CLIENTS];
+    for (int i = 0; i < CLIENTS; i++)
+        pids[i] = start_client(i + 1, COUNT, listeners);
+    uint64_t answered = serve(listeners, CLIENTS, COUNT, 0);
+    wait_for_clients(pids, CLIENTS);
+
+    for (int i = 0; i < LATE_CLIENTS; i++)
+        pids[CLIENTS + i] = start_client(CLIENTS + i + 1, SHORT_COUNT, listeners);
+    answered = serve(listeners, LATE_CLIENTS, SHORT_COUNT, answered);
+    wait_for_clients(pids + CLIENTS, LATE_CLIENTS);
+
+    char text[128];
+    snprintf(text, sizeof text, "ok clients=%d requests=%llu replies=%llu\n",
+             CLIENTS + LATE_CLIENTS, (unsigned long long)answered,
+             (unsigned long long)answered);
+    write_file("result", text);
+    fputs(text, stdout);
+    unlink(stream_listener_address.sun.sun_path);
+    unlink(client_addresses[2].sun.sun_path);
+}
+
+static void pending(void)
+{
+    struct address address = path_address("pending.sock");
+    int listener = listen_on(SOCK_STREAM, &address);
+    pid_t pid = fork();
+    if (pid < 0)
+        fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(listener);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd < 0 || connect(fd, (const struct sockaddr *)&address.sun, address.len) < 0)
+            fail("pending client: connect: %s", strerror(errno));
+        write_file("ready", "connected\n");
+        for (;;)
+            pause();
+    }
+    for (;;)
+        pause();
+}
+
+static void client(const char *path)
+{
+    struct address address = unnamed();
+    if (strlen(path) >= sizeof address.sun.sun_path)
+        fail("socket path %s is too long", path);
+    strcpy(address.sun.sun_path, path);
+    address.len = offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (const struct sockaddr *)&address.sun, address.len) < 0)
+        fail("client: connect to %s: %s", path, strerror(errno));
+    write_file("ready", "connected\n");
+    for (;;)
+        pause();
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        fail("usage: unixconn DIR exchange|pending|client PATH");
+    directory = argv[1];
+    if (strcmp(argv[2], "exchange") == 0)
+        exchange();
+    else if (strcmp(argv[2], "pending") == 0)
+        pending();
+    else if (strcmp(argv[2], "client") == 0 && argc == 4)
+        client(argv[3]);
+    else
+        fail("unknown mode %s", argv[2]);
+    return 0;
+}
