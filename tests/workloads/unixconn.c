@@ -15,8 +15,8 @@
  *      DIR/stream.sock
  *   4: seqpacket, unnamed, to the abstract name
  * Each client sends COUNT sequence-numbered requests, keeping up to WINDOW
- * of them unanswered, and the server answers each with a reply of the same
- * number. Both sides check every message (number, length, contents) and,
+ * of them without a reply, and the server sends a reply with the same
+ * number to each. Both sides check every message (number, length, contents) and,
  * on every message, getsockname and getpeername of their socket against
  * the addresses they had at the start. The server handles one request per
  * connection every millisecond, so requests and replies wait in the
@@ -345,22 +345,23 @@ struct connection {
     int finished;
 };
 
-/* Accepts `wanted` connections, learning each one's client from its first
- * request, and answers every request until each client has sent `count`
- * and closed. Returns the number of requests answered. */
-static uint64_t serve(int listeners[2], int wanted, uint32_t count, uint64_t answered)
+/* Accepts `expected_connections` connections, learning each one's client
+ * from its first request, and replies to every request until each client
+ * has sent `count` and closed. Returns the number of replies sent so far,
+ * starting from `answered`. */
+static uint64_t serve(int listeners[2], int expected_connections, uint32_t count, uint64_t answered)
 {
     struct connection connections[CLIENTS];
     int accepted = 0;
     struct pollfd waiting[2] = {{.fd = listeners[0], .events = POLLIN},
                                 {.fd = listeners[1], .events = POLLIN}};
-    while (accepted < wanted) {
+    while (accepted < expected_connections) {
         if (poll(waiting, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
             fail("poll: %s", strerror(errno));
         }
-        for (int i = 0; i < 2 && accepted < wanted; i++) {
+        for (int i = 0; i < 2 && accepted < expected_connections; i++) {
             if (!(waiting[i].revents & POLLIN))
                 continue;
             int fd = accept(listeners[i], NULL, NULL);
@@ -374,12 +375,12 @@ static uint64_t serve(int listeners[2], int wanted, uint32_t count, uint64_t ans
         }
     }
 
-    int open_connections = wanted;
+    int open_connections = expected_connections;
     uint8_t buffer[MAX_MESSAGE];
     while (open_connections > 0) {
         check_names(listeners[0], &stream_listener_address, NULL, "stream listener");
         check_names(listeners[1], &seqpacket_listener_address, NULL, "seqpacket listener");
-        for (int i = 0; i < wanted; i++) {
+        for (int i = 0; i < expected_connections; i++) {
             struct connection *connection = &connections[i];
             if (connection->finished || !readable(connection->fd))
                 continue;

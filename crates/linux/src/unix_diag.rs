@@ -53,8 +53,8 @@ pub struct UnixSocketInfo {
     /// The address without its `sun_family` field (a path, or a 0 byte
     /// and an abstract name), or None for an unnamed socket.
     pub name: Option<Vec<u8>>,
-    /// Inodes of the connections waiting to be accepted by a listening
-    /// socket.
+    /// For a listening socket, the inodes of the client sockets whose
+    /// connections wait to be accepted, in queue order (UNIX_DIAG_ICONS).
     pub pending: Vec<u64>,
 }
 

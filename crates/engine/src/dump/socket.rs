@@ -98,10 +98,18 @@ pub fn describe(
             }
             queued = save_queue(raw, socket_type, inode, image).map_err(io)?;
         } else if info.state == stasis_linux::unix_diag::STATE_ESTABLISHED {
-            return Err(rejected(format!(
-                "a connected Unix socket ({}) whose peer is closed",
-                unix_name(&address)
-            )));
+            // A connection still in a listening socket's queue has a peer
+            // that no fd refers to yet, so sock_diag reports its inode as 0.
+            return Err(rejected(match pending_on(inode) {
+                Some(listener) => format!(
+                    "a Unix socket ({}) whose connection the listening socket {listener} has not accepted yet",
+                    unix_name(&address)
+                ),
+                None => format!(
+                    "a connected Unix socket ({}) whose peer is closed",
+                    unix_name(&address)
+                ),
+            }));
         } else if !address_is_bound(family, &address) {
             return Err(rejected("an unnamed Unix socket with no peer".into()));
         } else if socket_type == libc::SOCK_DGRAM && has_data(raw) {
@@ -261,8 +269,7 @@ fn check_datagram_pair(
 }
 
 /// Describes where a Unix socket that no process of the dumped tree holds
-/// is: in a process outside the tree, or in the queue of a listening
-/// socket that has not accepted it yet.
+/// is: the process outside the tree that holds it, if there is one.
 pub fn locate_socket(inode: u64) -> String {
     let link = format!("socket:[{inode}]");
     let own = std::process::id().to_string();
@@ -291,19 +298,23 @@ pub fn locate_socket(inode: u64) -> String {
             }
         }
     }
-    let listeners = stasis_linux::unix_diag::unix_listeners().unwrap_or_default();
-    for listener in listeners {
-        if listener.pending.contains(&inode) {
-            let mut address = vec![0u8; 2];
-            address.extend_from_slice(listener.name.as_deref().unwrap_or_default());
-            return format!(
-                "a connection that the listening socket socket:[{}] ({}) has not accepted yet",
-                listener.inode,
-                unix_name(&address)
-            );
-        }
-    }
     "which no process outside the dumped tree holds".into()
+}
+
+/// Returns the listening socket (`socket:[INODE]` and its name) whose
+/// queue holds the connection of the client socket `inode`, if any.
+fn pending_on(inode: u64) -> Option<String> {
+    let listeners = stasis_linux::unix_diag::unix_listeners().ok()?;
+    let listener = listeners
+        .iter()
+        .find(|listener| listener.pending.contains(&inode))?;
+    let mut address = vec![0u8; 2];
+    address.extend_from_slice(listener.name.as_deref().unwrap_or_default());
+    Some(format!(
+        "socket:[{}] ({})",
+        listener.inode,
+        unix_name(&address)
+    ))
 }
 
 /// Returns whether a datagram is waiting in the receive queue.

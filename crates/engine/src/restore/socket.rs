@@ -60,6 +60,8 @@ pub fn create(record: &SocketRecord) -> Result<OwnedFd, RestoreError> {
 
     let address = &record.address.0;
     if address.len() > 2 {
+        // NOTE: a relative path is bound relative to the working directory
+        // of stasis, not to that of the dumped process.
         remove_stale_socket_file(record)?;
         // SAFETY: address is a sockaddr of address.len() bytes, as
         // getsockname returned it.
@@ -142,7 +144,7 @@ fn remove_stale_socket_file(record: &SocketRecord) -> Result<(), RestoreError> {
 /// (accepted end, client end).
 ///
 /// The kernel gives an accepted socket the address of the listening
-/// socket, and bind(2) cannot give that address to a second socket, so the
+/// socket, and bind(2) cannot give that address to a second socket. So the
 /// connection is made for real: a temporary listening socket is bound to
 /// the saved address, the client connects to it, and the accepted socket is
 /// kept. The work runs in a thread of its own with a private root

@@ -1,0 +1,272 @@
+//! Unix socket connections inside a dumped tree: a server with a listening
+//! socket on a path and one on an abstract name, and clients that exchange
+//! numbered messages with it, dumped while messages wait in the sockets.
+//! Also the connections that dump rejects: one still waiting in a listening
+//! socket's queue, and one whose peer is outside the tree.
+
+mod common;
+
+use std::os::unix::net::UnixListener;
+use std::process::Command;
+
+use common::*;
+use nix::unistd::Pid;
+
+/// Requests that the `unixconn exchange` server replies to in a full run: 4
+/// clients with 3000 each, then 2 clients with 20 each.
+const EXCHANGE_REQUESTS: u64 = 4 * 3000 + 2 * 20;
+
+/// Returns the PIDs listed in /proc/PID/task/PID/children.
+fn children_of(pid: Pid) -> Vec<Pid> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// Returns the socket records of every fd table in `image`, decoded with
+/// `stasis image decode`.
+fn socket_records(env: &TestEnv, image: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut sockets = Vec::new();
+    for name in list_files(image) {
+        if !name.to_string_lossy().starts_with("fds-") {
+            continue;
+        }
+        let path = image.join(&name);
+        let run = env.stasis(&["image", "decode", path.to_str().expect("UTF-8 path")]);
+        assert!(run.success(), "decode of {} failed:\n{run}", path.display());
+        let table: serde_json::Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|error| panic!("decode of {} is not JSON: {error}", path.display()));
+        for fd in table["fds"].as_array().expect("fds is an array") {
+            if let Some(socket) = fd["file"].get("Socket") {
+                sockets.push(socket.clone());
+            }
+        }
+    }
+    sockets
+}
+
+#[test]
+fn unix_connections_keep_names_and_messages() {
+    let Some(env) = TestEnv::new("unix_connections_keep_names_and_messages") else {
+        return;
+    };
+    let dir = env.make_dir("uc");
+    let mut command = Command::new(workload_binary("unixconn"));
+    command.arg(&dir).arg("exchange");
+    let pid = env.spawn("unixconn", &mut command);
+    let progress = || {
+        read_or_empty(&dir.join("progress"))
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    wait_until("the server to answer 1000 requests", WAIT_TIMEOUT, || {
+        assert!(
+            is_running(pid),
+            "unixconn exited early:\n{}",
+            env.stderr_of("unixconn")
+        );
+        progress().filter(|&answered| answered >= 1000)
+    });
+
+    let image = env.path("image");
+    let dump = env.dump_and_reap(pid, &image);
+    assert_eq!(
+        dump.json_u64("processes"),
+        5,
+        "expected the server and 4 clients:\n{dump}"
+    );
+    let at_dump = progress().expect("progress before the dump");
+    assert!(
+        at_dump < 4 * 3000,
+        "the clients finished before the dump, so the test checks nothing"
+    );
+
+    let sockets = socket_records(&env, &image);
+    let accepted = sockets
+        .iter()
+        .filter(|socket| socket["accepted"] == serde_json::json!(true))
+        .count();
+    assert_eq!(accepted, 4, "expected 4 accepted sockets: {sockets:?}");
+    let listening = sockets
+        .iter()
+        .filter(|socket| socket["backlog"] == serde_json::json!(16))
+        .count();
+    assert_eq!(
+        listening, 2,
+        "expected 2 listening sockets with backlog 16: {sockets:?}"
+    );
+    let queues = sockets
+        .iter()
+        .filter(|socket| !socket["queued"].is_null())
+        .count();
+    assert!(
+        queues >= 2,
+        "fewer than 2 sockets had messages waiting at the dump, so the test checks little: {sockets:?}"
+    );
+
+    let restored = env.restore_detached(&image, pid, &[]);
+    let exit = wait_exit(restored, WAIT_TIMEOUT);
+    assert_eq!(
+        exit,
+        Exit::Code(0),
+        "restored server failed:\n{}",
+        env.stderr_of("unixconn")
+    );
+    assert_eq!(
+        env.stderr_of("unixconn"),
+        "",
+        "the server or a client reported an error"
+    );
+    let expected = format!("ok clients=6 requests={EXCHANGE_REQUESTS} replies={EXCHANGE_REQUESTS}");
+    assert_eq!(
+        read_or_empty(&dir.join("result")).trim(),
+        expected,
+        "the server's result differs from an uninterrupted run"
+    );
+}
+
+#[test]
+fn dump_rejects_pending_unix_connection() {
+    let Some(env) = TestEnv::new("dump_rejects_pending_unix_connection") else {
+        return;
+    };
+    let dir = env.make_dir("uc");
+    let mut command = Command::new(workload_binary("unixconn"));
+    command.arg(&dir).arg("pending");
+    let pid = env.spawn("unixconn", &mut command);
+    wait_until("the client to connect", WAIT_TIMEOUT, || {
+        assert!(
+            is_running(pid),
+            "unixconn exited early:\n{}",
+            env.stderr_of("unixconn")
+        );
+        dir.join("ready").exists().then_some(())
+    });
+    let children = children_of(pid);
+    for &child in &children {
+        env.track(child);
+    }
+    assert_eq!(children.len(), 1, "expected one client process");
+
+    let image = env.path("image");
+    let pid_text = pid.to_string();
+    let run = env.stasis(&[
+        "dump",
+        "-t",
+        &pid_text,
+        "-D",
+        image.to_str().expect("UTF-8 path"),
+    ]);
+    assert!(
+        !run.success(),
+        "dump of a listening socket with a pending connection succeeded:\n{run}"
+    );
+    assert!(
+        run.stderr.contains("1 connections waiting to be accepted"),
+        "error does not name the pending connection:\n{run}"
+    );
+    assert!(
+        run.stderr.contains("pending.sock"),
+        "error does not name the listening socket's path:\n{run}"
+    );
+    assert!(
+        !image.join("manifest").exists(),
+        "failed dump left a manifest"
+    );
+
+    // Dumped alone, the client's peer is still in the listening socket's
+    // queue, where no fd refers to it.
+    let client_text = children[0].to_string();
+    let run = env.stasis(&[
+        "dump",
+        "-t",
+        &client_text,
+        "-D",
+        image.to_str().expect("UTF-8 path"),
+    ]);
+    assert!(
+        !run.success(),
+        "dump of a client whose connection waits to be accepted succeeded:\n{run}"
+    );
+    assert!(
+        run.stderr.contains("has not accepted yet") && run.stderr.contains("pending.sock"),
+        "error does not name the listening socket that holds the connection:\n{run}"
+    );
+    for process in [pid, children[0]] {
+        assert!(
+            is_running(process),
+            "{process} is not running after the failed dump"
+        );
+        assert_eq!(
+            proc_status_value(process, "TracerPid").as_deref(),
+            Some("0"),
+            "{process} is still traced after the failed dump"
+        );
+    }
+}
+
+#[test]
+fn dump_rejects_unix_peer_outside() {
+    let Some(env) = TestEnv::new("dump_rejects_unix_peer_outside") else {
+        return;
+    };
+    let dir = env.make_dir("uc");
+    let path = dir.join("outside.sock");
+    let listener = UnixListener::bind(&path)
+        .unwrap_or_else(|error| panic!("cannot bind {}: {error}", path.display()));
+    let mut command = Command::new(workload_binary("unixconn"));
+    command.arg(&dir).arg("client").arg(&path);
+    let pid = env.spawn("unixconn", &mut command);
+    let (connection, _) = listener
+        .accept()
+        .unwrap_or_else(|error| panic!("accept on {} failed: {error}", path.display()));
+    wait_until("the client to connect", WAIT_TIMEOUT, || {
+        assert!(
+            is_running(pid),
+            "unixconn exited early:\n{}",
+            env.stderr_of("unixconn")
+        );
+        dir.join("ready").exists().then_some(())
+    });
+
+    let image = env.path("image");
+    let pid_text = pid.to_string();
+    let run = env.stasis(&[
+        "dump",
+        "-t",
+        &pid_text,
+        "-D",
+        image.to_str().expect("UTF-8 path"),
+    ]);
+    assert!(
+        !run.success(),
+        "dump of a client connected outside the tree succeeded:\n{run}"
+    );
+    let holder = format!("process {} (", std::process::id());
+    assert!(
+        run.stderr.contains(&holder),
+        "error does not name the test process that holds the peer:\n{run}"
+    );
+    assert!(
+        run.stderr.contains("outside the dumped tree"),
+        "error does not say the peer is outside the tree:\n{run}"
+    );
+    assert!(
+        !image.join("manifest").exists(),
+        "failed dump left a manifest"
+    );
+    assert!(
+        is_running(pid),
+        "the client is not running after the failed dump"
+    );
+    assert_eq!(
+        proc_status_value(pid, "TracerPid").as_deref(),
+        Some("0"),
+        "the client is still traced after the failed dump"
+    );
+    drop(connection);
+}
