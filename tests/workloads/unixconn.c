@@ -4,6 +4,7 @@
  *
  * Usage: unixconn DIR exchange
  *        unixconn DIR pending
+ *        unixconn DIR pending-data
  *        unixconn DIR client PATH
  *
  * exchange: the server listens on DIR/stream.sock (SOCK_STREAM) and on the
@@ -27,9 +28,14 @@
  * "ok clients=6 requests=N replies=N" to DIR/result and to stdout, or an
  * error to stderr with exit status 1.
  *
- * pending: listens on DIR/pending.sock and forks a child that connects and
- * waits; the server never accepts. DIR/ready appears once the child is
- * connected.
+ * pending: listens on DIR/pending.sock and forks a child that connects.
+ * DIR/ready appears once the child is connected. Both then wait for the
+ * file DIR/go, before the server accepts the connection. Then the two
+ * exchange one message each way, check both ends' addresses, and the
+ * server writes "ok pending" to DIR/result.
+ *
+ * pending-data: as pending, but the child sends 5 bytes before the server
+ * accepts, and both wait forever.
  *
  * client: connects to PATH, writes DIR/ready and waits.
  */
@@ -473,9 +479,23 @@ static void exchange(void)
     unlink(client_addresses[2].sun.sun_path);
 }
 
-static void pending(void)
+static void wait_for_file(const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", directory, name);
+    while (access(path, F_OK) != 0)
+        usleep(10000);
+}
+
+/* Listens on DIR/pending.sock and forks a client that connects. With
+ * `send_early`, the client sends 5 bytes before the server accepts and
+ * both wait forever. Otherwise both wait for DIR/go, then the server
+ * accepts and the two exchange one message each way, checking the
+ * addresses of both ends. */
+static void pending(int send_early)
 {
     struct address address = path_address("pending.sock");
+    struct address client_address = unnamed();
     int listener = listen_on(SOCK_STREAM, &address);
     pid_t pid = fork();
     if (pid < 0)
@@ -485,12 +505,35 @@ static void pending(void)
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
         if (fd < 0 || connect(fd, (const struct sockaddr *)&address.sun, address.len) < 0)
             fail("pending client: connect: %s", strerror(errno));
+        if (send_early && send(fd, "early", 5, 0) != 5)
+            fail("pending client: send: %s", strerror(errno));
         write_file("ready", "connected\n");
+        if (send_early)
+            for (;;)
+                pause();
+        wait_for_file("go");
+        check_names(fd, &client_address, &address, "pending client");
+        send_message(fd, SOCK_STREAM, REQUEST_MAGIC, 1, 0);
+        uint8_t buffer[MAX_MESSAGE];
+        size_t length = receive_message(fd, SOCK_STREAM, buffer, "pending client");
+        check_message(buffer, length, SOCK_STREAM, REPLY_MAGIC, 1, 0, "pending client");
+        exit(0);
+    }
+    if (send_early)
         for (;;)
             pause();
-    }
-    for (;;)
-        pause();
+    wait_for_file("go");
+    int fd = accept(listener, NULL, NULL);
+    if (fd < 0)
+        fail("pending server: accept: %s", strerror(errno));
+    check_names(fd, &address, &client_address, "pending server");
+    uint8_t buffer[MAX_MESSAGE];
+    size_t length = receive_message(fd, SOCK_STREAM, buffer, "pending server");
+    check_message(buffer, length, SOCK_STREAM, REQUEST_MAGIC, 1, 0, "pending server");
+    send_message(fd, SOCK_STREAM, REPLY_MAGIC, 1, 0);
+    wait_for_clients(&pid, 1);
+    write_file("result", "ok pending\n");
+    unlink(address.sun.sun_path);
 }
 
 static void client(const char *path)
@@ -511,12 +554,14 @@ static void client(const char *path)
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        fail("usage: unixconn DIR exchange|pending|client PATH");
+        fail("usage: unixconn DIR exchange|pending|pending-data|client PATH");
     directory = argv[1];
     if (strcmp(argv[2], "exchange") == 0)
         exchange();
     else if (strcmp(argv[2], "pending") == 0)
-        pending();
+        pending(0);
+    else if (strcmp(argv[2], "pending-data") == 0)
+        pending(1);
     else if (strcmp(argv[2], "client") == 0 && argc == 4)
         client(argv[3]);
     else

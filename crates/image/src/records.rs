@@ -613,6 +613,11 @@ pub struct SocketRecord {
     /// restore creates it by accepting a connection from its peer.
     #[serde(default)]
     pub accepted: bool,
+    /// Inodes of the client sockets whose connections waited in the queue
+    /// of this listening Unix socket, in queue order. Each is a socket of
+    /// the same image, and restore connects them again in this order.
+    #[serde(default)]
+    pub pending: Vec<u64>,
 }
 
 /// One watch of an inotify instance.

@@ -266,20 +266,27 @@ pub fn validate_fd_table(table: &FdTable, path: &Path) -> Result<(), ImageError>
     Ok(())
 }
 
-/// Checks that an accepted socket is a connected, named Unix stream or
-/// seqpacket socket, the only kind that accept(2) returns.
+/// Checks that only a listening Unix socket has pending connections, and
+/// that an accepted socket is a connected, named Unix stream or seqpacket
+/// socket, the only kind that accept(2) returns.
 fn check_socket(
     fd: i32,
     socket: &crate::records::SocketRecord,
     path: &Path,
 ) -> Result<(), ImageError> {
-    if !socket.accepted {
-        return Ok(());
-    }
     // AF_UNIX, SOCK_STREAM and SOCK_SEQPACKET as Linux numbers them.
     const AF_UNIX: i32 = 1;
     const SOCK_STREAM: i32 = 1;
     const SOCK_SEQPACKET: i32 = 5;
+    if !socket.pending.is_empty() && (socket.family != AF_UNIX || socket.backlog.is_none()) {
+        return Err(ImageError::invalid(
+            path,
+            format!("fd {fd} lists pending connections but is not a listening Unix socket"),
+        ));
+    }
+    if !socket.accepted {
+        return Ok(());
+    }
     let connection_type = [SOCK_STREAM, SOCK_SEQPACKET].contains(&socket.socket_type);
     if socket.family != AF_UNIX
         || !connection_type

@@ -1,8 +1,9 @@
 //! Unix socket connections inside a dumped tree: a server with a listening
 //! socket on a path and one on an abstract name, and clients that exchange
 //! numbered messages with it, dumped while messages wait in the sockets.
-//! Also the connections that dump rejects: one still waiting in a listening
-//! socket's queue, and one whose peer is outside the tree.
+//! Also a connection waiting to be accepted, which restore connects again,
+//! and the connections that dump rejects: one waiting to be accepted whose
+//! client has sent data, and one whose peer is outside the tree.
 
 mod common;
 
@@ -129,14 +130,11 @@ fn unix_connections_keep_names_and_messages() {
     );
 }
 
-#[test]
-fn dump_rejects_pending_unix_connection() {
-    let Some(env) = TestEnv::new("dump_rejects_pending_unix_connection") else {
-        return;
-    };
-    let dir = env.make_dir("uc");
+/// Starts `unixconn DIR MODE` for a pending mode, waits until its client
+/// has connected, and returns the server and the client.
+fn start_pending(env: &TestEnv, dir: &std::path::Path, mode: &str) -> (Pid, Pid) {
     let mut command = Command::new(workload_binary("unixconn"));
-    command.arg(&dir).arg("pending");
+    command.arg(dir).arg(mode);
     let pid = env.spawn("unixconn", &mut command);
     wait_until("the client to connect", WAIT_TIMEOUT, || {
         assert!(
@@ -151,8 +149,12 @@ fn dump_rejects_pending_unix_connection() {
         env.track(child);
     }
     assert_eq!(children.len(), 1, "expected one client process");
+    (pid, children[0])
+}
 
-    let image = env.path("image");
+/// Runs `stasis dump` of `pid` into `image`, which must fail, and checks
+/// that the processes keep running untraced. Returns the error output.
+fn failed_dump(env: &TestEnv, pid: Pid, image: &std::path::Path, processes: &[Pid]) -> String {
     let pid_text = pid.to_string();
     let run = env.stasis(&[
         "dump",
@@ -161,42 +163,12 @@ fn dump_rejects_pending_unix_connection() {
         "-D",
         image.to_str().expect("UTF-8 path"),
     ]);
-    assert!(
-        !run.success(),
-        "dump of a listening socket with a pending connection succeeded:\n{run}"
-    );
-    assert!(
-        run.stderr.contains("1 connections waiting to be accepted"),
-        "error does not name the pending connection:\n{run}"
-    );
-    assert!(
-        run.stderr.contains("pending.sock"),
-        "error does not name the listening socket's path:\n{run}"
-    );
+    assert!(!run.success(), "dump of {pid} succeeded:\n{run}");
     assert!(
         !image.join("manifest").exists(),
         "failed dump left a manifest"
     );
-
-    // Dumped alone, the client's peer is still in the listening socket's
-    // queue, where no fd refers to it.
-    let client_text = children[0].to_string();
-    let run = env.stasis(&[
-        "dump",
-        "-t",
-        &client_text,
-        "-D",
-        image.to_str().expect("UTF-8 path"),
-    ]);
-    assert!(
-        !run.success(),
-        "dump of a client whose connection waits to be accepted succeeded:\n{run}"
-    );
-    assert!(
-        run.stderr.contains("has not accepted yet") && run.stderr.contains("pending.sock"),
-        "error does not name the listening socket that holds the connection:\n{run}"
-    );
-    for process in [pid, children[0]] {
+    for &process in processes {
         assert!(
             is_running(process),
             "{process} is not running after the failed dump"
@@ -207,6 +179,76 @@ fn dump_rejects_pending_unix_connection() {
             "{process} is still traced after the failed dump"
         );
     }
+    run.stderr
+}
+
+#[test]
+fn pending_unix_connection_restored() {
+    let Some(env) = TestEnv::new("pending_unix_connection_restored") else {
+        return;
+    };
+    let dir = env.make_dir("uc");
+    let (pid, client) = start_pending(&env, &dir, "pending");
+    let image = env.path("image");
+
+    // Dumped alone, the client has a connection in the queue of a
+    // listening socket that a process outside the tree holds.
+    let error = failed_dump(&env, client, &image, &[pid, client]);
+    assert!(
+        error.contains(&format!("process {pid} (")) && error.contains("outside the dumped tree"),
+        "error does not name the server outside the tree:\n{error}"
+    );
+
+    let dump = env.dump_and_reap(pid, &image);
+    assert_eq!(
+        dump.json_u64("processes"),
+        2,
+        "expected the server and the client:\n{dump}"
+    );
+    let sockets = socket_records(&env, &image);
+    let pending: Vec<&serde_json::Value> = sockets
+        .iter()
+        .filter_map(|socket| socket["pending"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(
+        pending.len(),
+        1,
+        "expected one pending connection in the image: {sockets:?}"
+    );
+
+    let restored = env.restore_detached(&image, pid, &[]);
+    std::fs::write(dir.join("go"), "").expect("create the go file");
+    let exit = wait_exit(restored, WAIT_TIMEOUT);
+    assert_eq!(
+        exit,
+        Exit::Code(0),
+        "restored server failed:\n{}",
+        env.stderr_of("unixconn")
+    );
+    assert_eq!(
+        read_or_empty(&dir.join("result")).trim(),
+        "ok pending",
+        "the accepted connection did not work"
+    );
+}
+
+#[test]
+fn dump_rejects_data_before_accept() {
+    let Some(env) = TestEnv::new("dump_rejects_data_before_accept") else {
+        return;
+    };
+    let dir = env.make_dir("uc");
+    let (pid, client) = start_pending(&env, &dir, "pending-data");
+    let error = failed_dump(&env, pid, &env.path("image"), &[pid, client]);
+    assert!(
+        error.contains("with data sent on a connection"),
+        "error does not say that data was sent before accept:\n{error}"
+    );
+    assert!(
+        error.contains("has not accepted yet") && error.contains("pending.sock"),
+        "error does not name the listening socket:\n{error}"
+    );
 }
 
 #[test]

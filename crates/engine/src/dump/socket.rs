@@ -37,7 +37,10 @@ fn unsupported(pid: i32, fd: i32, link: &str, what: &str) -> DumpError {
     }
 }
 
-/// Returns the record of socket `fd` of `pid`.
+/// Returns the record of socket `fd` of `pid`, and the inodes of the
+/// sockets that must be in the tree with it: the peer of a connected Unix
+/// socket, the clients waiting in a listening Unix socket's queue, or the
+/// listening socket in whose queue a client's connection waits.
 pub fn describe(
     pid: i32,
     fd: i32,
@@ -45,7 +48,7 @@ pub fn describe(
     flags: u32,
     inode: u64,
     image: &mut ImageWriter,
-) -> Result<OpenFile, DumpError> {
+) -> Result<(OpenFile, Vec<u64>), DumpError> {
     let socket = take_handle(pid, fd)?;
     let raw = socket.as_raw_fd();
     let io = |source: std::io::Error| DumpError::Io {
@@ -69,6 +72,8 @@ pub fn describe(
     let mut peer = None;
     let mut queued = None;
     let mut accepted = false;
+    let mut pending = Vec::new();
+    let mut needed = Vec::new();
     let backlog;
     if family == libc::AF_UNIX {
         let info = stasis_linux::unix_diag::unix_socket_info(inode).map_err(|source| {
@@ -80,17 +85,22 @@ pub fn describe(
         })?;
         let rejected = |what: String| unsupported(pid, fd, link, &what);
         if listening {
-            if info.receive_queue > 0 {
+            // sock_diag gives 0 for a waiting connection whose client is
+            // closed.
+            if info.pending.len() != info.receive_queue as usize || info.pending.contains(&0) {
                 return Err(rejected(format!(
-                    "a listening Unix socket ({}) with {} connections waiting to be accepted",
+                    "a listening Unix socket ({}) with {} connections waiting to be accepted, of which some have a closed client",
                     unix_name(&address),
                     info.receive_queue
                 )));
             }
+            pending = info.pending.clone();
+            needed = info.pending;
             backlog = Some(info.send_queue);
         } else if info.peer != 0 {
             backlog = None;
             peer = Some(info.peer);
+            needed.push(info.peer);
             if socket_type == libc::SOCK_DGRAM {
                 check_datagram_pair(pid, fd, link, inode, info.peer, &address, raw)?;
             } else {
@@ -100,16 +110,23 @@ pub fn describe(
         } else if info.state == stasis_linux::unix_diag::STATE_ESTABLISHED {
             // A connection still in a listening socket's queue has a peer
             // that no fd refers to yet, so sock_diag reports its inode as 0.
-            return Err(rejected(match pending_on(inode) {
-                Some(listener) => format!(
-                    "a Unix socket ({}) whose connection the listening socket {listener} has not accepted yet",
-                    unix_name(&address)
-                ),
-                None => format!(
+            // Restore connects the client again, which is exact only if the
+            // client has sent nothing that the peer could hold.
+            let Some((listener, listener_name)) = pending_on(inode) else {
+                return Err(rejected(format!(
                     "a connected Unix socket ({}) whose peer is closed",
                     unix_name(&address)
-                ),
-            }));
+                )));
+            };
+            if info.send_queue > 0 {
+                return Err(rejected(format!(
+                    "a Unix socket ({}) with data sent on a connection that the listening socket {listener_name} has not accepted yet ({} bytes of send buffer in use)",
+                    unix_name(&address),
+                    info.send_queue
+                )));
+            }
+            needed.push(listener);
+            backlog = None;
         } else if !address_is_bound(family, &address) {
             return Err(rejected("an unnamed Unix socket with no peer".into()));
         } else if socket_type == libc::SOCK_DGRAM && has_data(raw) {
@@ -145,7 +162,7 @@ pub fn describe(
             .ok()
             .map(|meta| std::os::unix::fs::MetadataExt::ino(&meta))
     });
-    Ok(OpenFile::Socket(SocketRecord {
+    let record = OpenFile::Socket(SocketRecord {
         flags,
         family,
         socket_type,
@@ -158,7 +175,9 @@ pub fn describe(
         peer,
         queued,
         accepted,
-    }))
+        pending,
+    });
+    Ok((record, needed))
 }
 
 /// Describes a Unix socket address for messages: its path, `@` and the
@@ -301,19 +320,19 @@ pub fn locate_socket(inode: u64) -> String {
     "which no process outside the dumped tree holds".into()
 }
 
-/// Returns the listening socket (`socket:[INODE]` and its name) whose
-/// queue holds the connection of the client socket `inode`, if any.
-fn pending_on(inode: u64) -> Option<String> {
+/// Returns the inode and a description (`socket:[INODE]` and its name) of
+/// the listening socket whose queue contains the connection of the client
+/// socket `inode`, if any.
+fn pending_on(inode: u64) -> Option<(u64, String)> {
     let listeners = stasis_linux::unix_diag::unix_listeners().ok()?;
     let listener = listeners
         .iter()
         .find(|listener| listener.pending.contains(&inode))?;
     let mut address = vec![0u8; 2];
     address.extend_from_slice(listener.name.as_deref().unwrap_or_default());
-    Some(format!(
-        "socket:[{}] ({})",
+    Some((
         listener.inode,
-        unix_name(&address)
+        format!("socket:[{}] ({})", listener.inode, unix_name(&address)),
     ))
 }
 

@@ -77,6 +77,11 @@ pub struct Descriptions {
     socket_ends: HashMap<u64, (OwnedFd, bool)>,
     /// Records of the connected Unix sockets of the tree, by inode.
     unix_sockets: HashMap<u64, stasis_image::SocketRecord>,
+    /// Listening Unix sockets that had connections waiting to be accepted.
+    listeners_with_pending: Vec<stasis_image::SocketRecord>,
+    /// Sockets without a peer that have been opened, by their inode in the
+    /// image.
+    opened_sockets: HashMap<u64, i32>,
     unshared: Vec<OwnedFd>,
 }
 
@@ -107,6 +112,16 @@ impl Descriptions {
                 _ => None,
             })
             .collect();
+        let mut listeners_with_pending: Vec<stasis_image::SocketRecord> = tables
+            .iter()
+            .flat_map(|table| table.fds.iter())
+            .filter_map(|entry| match &entry.file {
+                OpenFile::Socket(record) if !record.pending.is_empty() => Some(record.clone()),
+                _ => None,
+            })
+            .collect();
+        listeners_with_pending.sort_by_key(|record| record.inode);
+        listeners_with_pending.dedup_by_key(|record| record.inode);
         Descriptions {
             base: (highest + 1).max(100),
             by_id: HashMap::new(),
@@ -114,6 +129,8 @@ impl Descriptions {
             shared_memory: HashMap::new(),
             socket_ends: HashMap::new(),
             unix_sockets,
+            listeners_with_pending,
+            opened_sockets: HashMap::new(),
             unshared: Vec::new(),
         }
     }
@@ -183,12 +200,59 @@ impl Descriptions {
             other => open_fd(image, other, check, self.base)?,
         };
         let raw = fd.as_raw_fd();
+        if let OpenFile::Socket(record) = &entry.file {
+            if record.peer.is_none() {
+                self.opened_sockets.insert(record.inode, raw);
+            }
+        }
         if entry.description == 0 {
             self.unshared.push(fd);
         } else {
             self.by_id.insert(entry.description, fd);
         }
         Ok(raw)
+    }
+
+    /// Connects the clients whose connections waited in the queue of a
+    /// listening Unix socket to the restored listening socket, in the
+    /// saved order, so that the restored process accepts them. This runs
+    /// once every socket of the tree is open.
+    pub fn connect_pending(&self) -> Result<(), RestoreError> {
+        for listener in &self.listeners_with_pending {
+            let address = &listener.address.0;
+            for client in &listener.pending {
+                let Some(&fd) = self.opened_sockets.get(client) else {
+                    return Err(RestoreError::Unsupported {
+                        reason: format!(
+                            "socket:[{client}], waiting to be accepted by socket:[{}], is not an unconnected socket of the image",
+                            listener.inode
+                        ),
+                    });
+                };
+                // NOTE: an unnamed client that set SO_PASSCRED after its
+                // connect is bound to a generated name here, because its
+                // options are set before this connect.
+                // SAFETY: address is a sockaddr of address.len() bytes, as
+                // getsockname returned it.
+                let ret = unsafe {
+                    libc::connect(
+                        fd,
+                        address.as_ptr().cast(),
+                        address.len() as libc::socklen_t,
+                    )
+                };
+                if ret < 0 {
+                    return Err(RestoreError::Open {
+                        path: format!(
+                            "socket:[{client}] (connect to the listening socket socket:[{}])",
+                            listener.inode
+                        ),
+                        source: std::io::Error::last_os_error(),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Returns one end of a connected Unix socket. The ends of an accepted

@@ -206,6 +206,8 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         });
     }
 
+    descriptions.connect_pending()?;
+
     let (mut tree, reason) = match &options.pid_namespace {
         PidNamespaceMode::Never => (create_tree(&processes, None)?, None),
         PidNamespaceMode::Always(init) => {
