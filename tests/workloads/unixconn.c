@@ -3,6 +3,7 @@
  * named, abstract and unnamed connected sockets with data in flight.
  *
  * Usage: unixconn DIR exchange
+ *        unixconn DIR dgram
  *        unixconn DIR pending
  *        unixconn DIR pending-data
  *        unixconn DIR client PATH
@@ -27,6 +28,11 @@
  * has answered to DIR/progress, and at the end the line
  * "ok clients=6 requests=N replies=N" to DIR/result and to stdout, or an
  * error to stderr with exit status 1.
+ *
+ * dgram: a parent and a child with a pair of named datagram sockets
+ * connected to each other exchange DGRAM_COUNT numbered requests and
+ * replies; the parent writes its progress to DIR/progress and "ok dgram
+ * N" to DIR/result.
  *
  * pending: listens on DIR/pending.sock and forks a child that connects.
  * DIR/ready appears once the child is connected. Both then wait for the
@@ -55,6 +61,7 @@
 
 #define COUNT 3000
 #define SHORT_COUNT 20
+#define DGRAM_COUNT 2000
 #define WINDOW 8
 #define CLIENTS 4
 #define LATE_CLIENTS 2
@@ -252,6 +259,39 @@ static int readable(int fd)
     return poll(&poll_fd, 1, 0) > 0;
 }
 
+/* Sends `count` requests on the connected socket `fd`, keeping up to
+ * WINDOW of them without a reply, and checks every reply and the
+ * addresses of both ends. With `report_progress`, writes the number of
+ * replies to DIR/progress every 100 replies. */
+static void send_requests(int fd, int type, uint32_t id, uint32_t count,
+                          const struct address *own, const struct address *peer,
+                          const char *who, int report_progress)
+{
+    uint8_t buffer[MAX_MESSAGE];
+    uint32_t sent = 0, received = 0;
+    while (received < count) {
+        while (sent < count && sent - received < WINDOW) {
+            check_names(fd, own, peer, who);
+            send_message(fd, type, REQUEST_MAGIC, id, sent);
+            sent++;
+        }
+        usleep(2000);
+        do {
+            size_t length = receive_message(fd, type, buffer, who);
+            if (length == 0)
+                fail("%s: the server closed the connection after %u replies", who, received);
+            check_message(buffer, length, type, REPLY_MAGIC, id, received, who);
+            check_names(fd, own, peer, who);
+            received++;
+            if (report_progress && received % 100 == 0) {
+                char text[32];
+                snprintf(text, sizeof text, "%u\n", received);
+                write_file("progress", text);
+            }
+        } while (received < sent && readable(fd));
+    }
+}
+
 struct client_plan {
     int type;
     int bind_first;
@@ -274,25 +314,7 @@ static void run_client(uint32_t id, struct client_plan plan, uint32_t count)
     }
     if (connect(fd, (const struct sockaddr *)&plan.server->sun, plan.server->len) < 0)
         fail("%s: connect: %s", who, strerror(errno));
-
-    uint8_t buffer[MAX_MESSAGE];
-    uint32_t sent = 0, received = 0;
-    while (received < count) {
-        while (sent < count && sent - received < WINDOW) {
-            check_names(fd, own, plan.server, who);
-            send_message(fd, plan.type, REQUEST_MAGIC, id, sent);
-            sent++;
-        }
-        usleep(2000);
-        do {
-            size_t length = receive_message(fd, plan.type, buffer, who);
-            if (length == 0)
-                fail("%s: the server closed the connection after %u replies", who, received);
-            check_message(buffer, length, plan.type, REPLY_MAGIC, id, received, who);
-            check_names(fd, own, plan.server, who);
-            received++;
-        } while (received < sent && readable(fd));
-    }
+    send_requests(fd, plan.type, id, count, own, plan.server, who, 0);
     close(fd);
     exit(0);
 }
@@ -479,6 +501,65 @@ static void exchange(void)
     unlink(client_addresses[2].sun.sun_path);
 }
 
+/* A datagram socket pair with names, connected to each other: the parent
+ * binds DIR/dgram.sock, the child the abstract name
+ * "stasis-unixconn-PID-dgram". The parent sends DGRAM_COUNT requests and
+ * the child replies to each, checking the sender address that recvfrom
+ * returns. The parent writes "ok dgram N" to DIR/result. */
+static void datagrams(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "stasis-unixconn-%d-dgram", getpid());
+    struct address parent_address = path_address("dgram.sock");
+    struct address child_address = abstract_address(name);
+    int parent_fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    int child_fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    if (parent_fd < 0 || child_fd < 0)
+        fail("socket: %s", strerror(errno));
+    unlink(parent_address.sun.sun_path);
+    if (bind(parent_fd, (const struct sockaddr *)&parent_address.sun, parent_address.len) < 0 ||
+        bind(child_fd, (const struct sockaddr *)&child_address.sun, child_address.len) < 0)
+        fail("bind of a datagram socket: %s", strerror(errno));
+    if (connect(parent_fd, (const struct sockaddr *)&child_address.sun, child_address.len) < 0 ||
+        connect(child_fd, (const struct sockaddr *)&parent_address.sun, parent_address.len) < 0)
+        fail("connect of a datagram socket: %s", strerror(errno));
+
+    pid_t pid = fork();
+    if (pid < 0)
+        fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(parent_fd);
+        uint8_t buffer[MAX_MESSAGE];
+        for (uint32_t seq = 0; seq < DGRAM_COUNT; seq++) {
+            struct address sender;
+            sender.len = sizeof sender.sun;
+            ssize_t got;
+            do
+                got = recvfrom(child_fd, buffer, sizeof buffer, 0, (struct sockaddr *)&sender.sun,
+                               &sender.len);
+            while (got < 0 && errno == EINTR);
+            if (got < 0)
+                fail("datagram child: recvfrom: %s", strerror(errno));
+            check_message(buffer, (size_t)got, SOCK_DGRAM, REQUEST_MAGIC, 7, seq,
+                          "datagram child");
+            if (!same_address(&sender, &parent_address))
+                fail("datagram child: request %u came from another address", seq);
+            check_names(child_fd, &child_address, &parent_address, "datagram child");
+            send_message(child_fd, SOCK_DGRAM, REPLY_MAGIC, 7, seq);
+            usleep(1000);
+        }
+        exit(0);
+    }
+    close(child_fd);
+    send_requests(parent_fd, SOCK_DGRAM, 7, DGRAM_COUNT, &parent_address, &child_address,
+                  "datagram parent", 1);
+    wait_for_clients(&pid, 1);
+    char text[64];
+    snprintf(text, sizeof text, "ok dgram %d\n", DGRAM_COUNT);
+    write_file("result", text);
+    unlink(parent_address.sun.sun_path);
+}
+
 static void wait_for_file(const char *name)
 {
     char path[4096];
@@ -554,10 +635,12 @@ static void client(const char *path)
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        fail("usage: unixconn DIR exchange|pending|pending-data|client PATH");
+        fail("usage: unixconn DIR exchange|dgram|pending|pending-data|client PATH");
     directory = argv[1];
     if (strcmp(argv[2], "exchange") == 0)
         exchange();
+    else if (strcmp(argv[2], "dgram") == 0)
+        datagrams();
     else if (strcmp(argv[2], "pending") == 0)
         pending(0);
     else if (strcmp(argv[2], "pending-data") == 0)

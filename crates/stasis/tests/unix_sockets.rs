@@ -1,6 +1,7 @@
 //! Unix socket connections inside a dumped tree: a server with a listening
 //! socket on a path and one on an abstract name, and clients that exchange
-//! numbered messages with it, dumped while messages wait in the sockets.
+//! numbered messages with it, dumped while messages wait in the sockets;
+//! and a named datagram socket pair doing the same.
 //! Also a connection waiting to be accepted, which restore connects again,
 //! and the connections that dump rejects: one waiting to be accepted whose
 //! client has sent data, and one whose peer is outside the tree.
@@ -127,6 +128,71 @@ fn unix_connections_keep_names_and_messages() {
         read_or_empty(&dir.join("result")).trim(),
         expected,
         "the server's result differs from an uninterrupted run"
+    );
+}
+
+#[test]
+fn named_datagram_pair_keeps_messages() {
+    let Some(env) = TestEnv::new("named_datagram_pair_keeps_messages") else {
+        return;
+    };
+    let dir = env.make_dir("uc");
+    let mut command = Command::new(workload_binary("unixconn"));
+    command.arg(&dir).arg("dgram");
+    let pid = env.spawn("unixconn", &mut command);
+    let progress = || {
+        read_or_empty(&dir.join("progress"))
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    wait_until("the parent to get 300 replies", WAIT_TIMEOUT, || {
+        assert!(
+            is_running(pid),
+            "unixconn exited early:\n{}",
+            env.stderr_of("unixconn")
+        );
+        progress().filter(|&received| received >= 300)
+    });
+
+    let image = env.path("image");
+    let dump = env.dump_and_reap(pid, &image);
+    assert_eq!(
+        dump.json_u64("processes"),
+        2,
+        "expected the parent and the child:\n{dump}"
+    );
+    let sockets = socket_records(&env, &image);
+    let named_pair_ends = sockets
+        .iter()
+        .filter(|socket| !socket["peer"].is_null())
+        .filter(|socket| socket["address"].as_str().is_some_and(|hex| hex.len() > 4))
+        .count();
+    assert_eq!(
+        named_pair_ends, 2,
+        "expected two named, connected datagram sockets: {sockets:?}"
+    );
+    let queues = sockets
+        .iter()
+        .filter(|socket| !socket["queued"].is_null())
+        .count();
+    assert!(
+        queues >= 1,
+        "no datagram waited at the dump, so the test checks little: {sockets:?}"
+    );
+
+    let restored = env.restore_detached(&image, pid, &[]);
+    let exit = wait_exit(restored, WAIT_TIMEOUT);
+    assert_eq!(
+        exit,
+        Exit::Code(0),
+        "restored parent failed:\n{}",
+        env.stderr_of("unixconn")
+    );
+    assert_eq!(
+        read_or_empty(&dir.join("result")).trim(),
+        "ok dgram 2000",
+        "the datagram exchange differs from an uninterrupted run"
     );
 }
 

@@ -102,7 +102,7 @@ pub fn describe(
             peer = Some(info.peer);
             needed.push(info.peer);
             if socket_type == libc::SOCK_DGRAM {
-                check_datagram_pair(pid, fd, link, inode, info.peer, &address, raw)?;
+                check_datagram_pair(pid, fd, link, inode, info.peer, raw)?;
             } else {
                 accepted = is_accepted(pid, fd, link, &address, raw)?;
             }
@@ -242,16 +242,15 @@ fn is_accepted(
     ))
 }
 
-/// Accepts a connected datagram socket only as one end of an unnamed pair
-/// whose ends are connected to each other, as socketpair(2) makes them,
-/// because restore recreates exactly that.
+/// Accepts a connected datagram socket only as one end of a pair whose
+/// ends are connected to each other, because restore recreates it with
+/// socketpair(2) and binds each end to its saved name.
 fn check_datagram_pair(
     pid: i32,
     fd: i32,
     link: &str,
     inode: u64,
     peer: u64,
-    address: &[u8],
     socket: i32,
 ) -> Result<(), DumpError> {
     let peer_info =
@@ -268,18 +267,6 @@ fn check_datagram_pair(
             link,
             &format!(
                 "a datagram Unix socket connected to socket:[{peer}] ({}), which is not connected back to it",
-                unix_name(&peer_address)
-            ),
-        ));
-    }
-    if address.len() > 2 || peer_address.len() > 2 {
-        return Err(unsupported(
-            pid,
-            fd,
-            link,
-            &format!(
-                "a connected datagram Unix socket with a name ({} connected to {})",
-                unix_name(address),
                 unix_name(&peer_address)
             ),
         ));

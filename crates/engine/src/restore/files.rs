@@ -270,11 +270,10 @@ impl Descriptions {
             source,
         };
         if !self.socket_ends.contains_key(&record.inode) {
-            let peer_named = self
-                .unix_sockets
-                .get(&peer)
-                .is_some_and(|peer| peer.address.0.len() > 2);
-            if record.address.0.len() > 2 || peer_named {
+            let peer_record = self.unix_sockets.get(&peer);
+            let peer_named = peer_record.is_some_and(|peer| peer.address.0.len() > 2);
+            let named = record.address.0.len() > 2 || peer_named;
+            if named && record.socket_type != libc::SOCK_DGRAM {
                 return Err(RestoreError::Unsupported {
                     reason: format!(
                         "socket:[{}] and its peer socket:[{peer}] are connected and named, but neither is marked accepted",
@@ -298,6 +297,12 @@ impl Descriptions {
             // SAFETY: both fds are new and owned from here on.
             let (mine, theirs) =
                 unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+            // A datagram socket connected to a named peer is bound after
+            // socketpair, which works because the ends have no address yet.
+            crate::restore::socket::bind_saved_address(&mine, record)?;
+            if let Some(peer_record) = peer_record {
+                crate::restore::socket::bind_saved_address(&theirs, peer_record)?;
+            }
             let mine = move_above(mine, self.base, Path::new("socketpair"))?;
             let theirs = move_above(theirs, self.base, Path::new("socketpair"))?;
             self.socket_ends.insert(record.inode, (mine, false));

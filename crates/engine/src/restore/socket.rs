@@ -58,24 +58,7 @@ pub fn create(record: &SocketRecord) -> Result<OwnedFd, RestoreError> {
 
     apply_socket_options(raw, record)?;
 
-    let address = &record.address.0;
-    if address.len() > 2 {
-        // NOTE: a relative path is bound relative to the working directory
-        // of stasis, not to that of the dumped process.
-        remove_stale_socket_file(record)?;
-        // SAFETY: address is a sockaddr of address.len() bytes, as
-        // getsockname returned it.
-        let ret = unsafe {
-            libc::bind(
-                socket.as_raw_fd(),
-                address.as_ptr().cast(),
-                address.len() as libc::socklen_t,
-            )
-        };
-        if ret < 0 {
-            return Err(failed(record, "bind"));
-        }
-    }
+    bind_saved_address(&socket, record)?;
     if let Some(backlog) = record.backlog {
         // SAFETY: listen takes integers only.
         if unsafe { libc::listen(raw, backlog.min(i32::MAX as u32) as i32) } < 0 {
@@ -83,6 +66,18 @@ pub fn create(record: &SocketRecord) -> Result<OwnedFd, RestoreError> {
         }
     }
     Ok(socket)
+}
+
+/// Binds a socket to its saved address, if it had one, replacing the socket
+/// file that the dumped socket left at its path.
+pub fn bind_saved_address(socket: &OwnedFd, record: &SocketRecord) -> Result<(), RestoreError> {
+    if record.address.0.len() <= 2 {
+        return Ok(());
+    }
+    // NOTE: a relative path is bound relative to the working directory of
+    // stasis, not to that of the dumped process.
+    remove_stale_socket_file(record)?;
+    bind(socket, record)
 }
 
 /// Sets the saved options and file status flags on a restored socket.
