@@ -11,7 +11,8 @@
  * exchange: the server listens on DIR/stream.sock (SOCK_STREAM) and on the
  * abstract name "stasis-unixconn-PID" (SOCK_SEQPACKET), and forks four
  * clients:
- *   1: stream, unnamed, to DIR/stream.sock
+ *   1: stream, unnamed, to DIR/stream.sock, with SO_PASSCRED set after
+ *      connect
  *   2: seqpacket, bound to DIR/client2.sock, to the abstract name
  *   3: stream, bound to the abstract name "stasis-unixconn-PID-c3", to
  *      DIR/stream.sock
@@ -84,6 +85,8 @@ struct header {
 };
 
 static const char *directory;
+/* SO_PASSCRED value that send_requests expects on its socket. */
+static int expected_passcred;
 static struct address stream_listener_address;
 static struct address seqpacket_listener_address;
 static struct address client_addresses[CLIENTS + LATE_CLIENTS + 1];
@@ -276,6 +279,12 @@ static void send_requests(int fd, int type, uint32_t id, uint32_t count,
             sent++;
         }
         usleep(2000);
+        int passcred = -1;
+        socklen_t passcred_length = sizeof passcred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &passcred, &passcred_length) < 0)
+            fail("%s: getsockopt(SO_PASSCRED): %s", who, strerror(errno));
+        if (passcred != expected_passcred)
+            fail("%s: SO_PASSCRED is %d, expected %d", who, passcred, expected_passcred);
         do {
             size_t length = receive_message(fd, type, buffer, who);
             if (length == 0)
@@ -314,6 +323,13 @@ static void run_client(uint32_t id, struct client_plan plan, uint32_t count)
     }
     if (connect(fd, (const struct sockaddr *)&plan.server->sun, plan.server->len) < 0)
         fail("%s: connect: %s", who, strerror(errno));
+    if (id == 1) {
+        /* Set after connect, so the unnamed socket stays unnamed. */
+        expected_passcred = 1;
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &expected_passcred,
+                       sizeof expected_passcred) < 0)
+            fail("%s: setsockopt(SO_PASSCRED): %s", who, strerror(errno));
+    }
     send_requests(fd, plan.type, id, count, own, plan.server, who, 0);
     close(fd);
     exit(0);
