@@ -44,11 +44,13 @@ pub struct UnixSocketInfo {
     /// closed.
     pub peer: u64,
     /// For a listening socket, the number of connections waiting to be
-    /// accepted; otherwise the bytes waiting in the receive queue (for a
-    /// datagram socket, the length of the first datagram only).
+    /// accepted. Otherwise the bytes waiting in the receive queue, but for
+    /// a datagram socket only the length of the first datagram.
     pub receive_queue: u32,
-    /// For a listening socket, its backlog as listen(2) set it; otherwise
-    /// the bytes sent and not yet received by the peer.
+    /// For a listening socket, its backlog as listen(2) set it. Otherwise
+    /// the send buffer memory in use (sk_wmem_alloc) in bytes, which
+    /// counts the data sent and not yet received with the kernel's
+    /// overhead for each message, so it is 0 only when all was received.
     pub send_queue: u32,
     /// The address without its `sun_family` field (a path, or a 0 byte
     /// and an abstract name), or None for an unnamed socket.
@@ -116,17 +118,19 @@ fn query(flags: u16, states: u32, inode: u32, show: u32) -> Result<Vec<UnixSocke
     request.extend_from_slice(&states.to_ne_bytes());
     request.extend_from_slice(&inode.to_ne_bytes());
     request.extend_from_slice(&show.to_ne_bytes());
-    request.extend_from_slice(&[0xff; 8]); // udiag_cookie: any
-                                           // SAFETY: sends `request.len()` bytes from a live buffer.
-    if unsafe {
+    // udiag_cookie: any.
+    request.extend_from_slice(&[0xff; 8]);
+
+    // SAFETY: sends `request.len()` bytes from a live buffer.
+    let sent = unsafe {
         libc::send(
             socket.as_raw_fd(),
             request.as_ptr().cast(),
             request.len(),
             0,
         )
-    } < 0
-    {
+    };
+    if sent < 0 {
         return Err(error("send(NETLINK_SOCK_DIAG)"));
     }
 
