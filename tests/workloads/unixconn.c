@@ -3,6 +3,7 @@
  * named, abstract and unnamed connected sockets with data in flight.
  *
  * Usage: unixconn DIR exchange
+ *        unixconn DIR closed
  *        unixconn DIR dgram
  *        unixconn DIR pending
  *        unixconn DIR pending-data
@@ -29,6 +30,10 @@
  * has answered to DIR/progress, and at the end the line
  * "ok clients=6 requests=N replies=N" to DIR/result and to stdout, or an
  * error to stderr with exit status 1.
+ *
+ * closed: as exchange with the four clients, but with other names, and the
+ * server closes its listening sockets once it has accepted them, so no
+ * listening socket holds the address of an accepted socket.
  *
  * dgram: a parent and a child with a pair of named datagram sockets
  * connected to each other exchange DGRAM_COUNT numbered requests and
@@ -391,9 +396,12 @@ struct connection {
 
 /* Accepts `expected_connections` connections, learning each one's client
  * from its first request, and replies to every request until each client
- * has sent `count` and closed. Returns the number of replies sent so far,
+ * has sent `count` and closed. With `close_listeners`, closes both
+ * listening sockets (and removes the file of one bound to a path) once the
+ * connections are accepted. Returns the number of replies sent so far,
  * starting from `answered`. */
-static uint64_t serve(int listeners[2], int expected_connections, uint32_t count, uint64_t answered)
+static uint64_t serve(int listeners[2], int expected_connections, uint32_t count,
+                      uint64_t answered, int close_listeners)
 {
     struct connection connections[CLIENTS];
     int accepted = 0;
@@ -419,11 +427,25 @@ static uint64_t serve(int listeners[2], int expected_connections, uint32_t count
         }
     }
 
+    if (close_listeners) {
+        for (int i = 0; i < 2; i++) {
+            struct address address;
+            address.len = sizeof address.sun;
+            if (getsockname(listeners[i], (struct sockaddr *)&address.sun, &address.len) == 0 &&
+                address.sun.sun_path[0])
+                unlink(address.sun.sun_path);
+            close(listeners[i]);
+            listeners[i] = -1;
+        }
+    }
+
     int open_connections = expected_connections;
     uint8_t buffer[MAX_MESSAGE];
     while (open_connections > 0) {
-        check_names(listeners[0], &stream_listener_address, NULL, "stream listener");
-        check_names(listeners[1], &seqpacket_listener_address, NULL, "seqpacket listener");
+        if (listeners[0] >= 0) {
+            check_names(listeners[0], &stream_listener_address, NULL, "stream listener");
+            check_names(listeners[1], &seqpacket_listener_address, NULL, "seqpacket listener");
+        }
         for (int i = 0; i < expected_connections; i++) {
             struct connection *connection = &connections[i];
             if (connection->finished || !readable(connection->fd))
@@ -499,12 +521,12 @@ static void exchange(void)
     pid_t pids[CLIENTS + LATE_CLIENTS];
     for (int i = 0; i < CLIENTS; i++)
         pids[i] = start_client(i + 1, COUNT, listeners);
-    uint64_t answered = serve(listeners, CLIENTS, COUNT, 0);
+    uint64_t answered = serve(listeners, CLIENTS, COUNT, 0, 0);
     wait_for_clients(pids, CLIENTS);
 
     for (int i = 0; i < LATE_CLIENTS; i++)
         pids[CLIENTS + i] = start_client(CLIENTS + i + 1, SHORT_COUNT, listeners);
-    answered = serve(listeners, LATE_CLIENTS, SHORT_COUNT, answered);
+    answered = serve(listeners, LATE_CLIENTS, SHORT_COUNT, answered, 0);
     wait_for_clients(pids + CLIENTS, LATE_CLIENTS);
 
     char text[128];
@@ -514,6 +536,39 @@ static void exchange(void)
     write_file("result", text);
     fputs(text, stdout);
     unlink(stream_listener_address.sun.sun_path);
+    unlink(client_addresses[2].sun.sun_path);
+}
+
+/* As exchange, but the stream listening socket has the abstract name
+ * "stasis-unixconn-PID-closed" and the seqpacket one the path
+ * DIR/closed.sock, client 2 is bound to DIR/closed-c2.sock, client 3 to
+ * the abstract name "stasis-unixconn-PID-closed-c3", and the server closes
+ * both listening sockets once it has accepted the four clients. The
+ * server writes "ok closed clients=4 requests=N replies=N" to DIR/result. */
+static void closed_listeners(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "stasis-unixconn-%d-closed", getpid());
+    stream_listener_address = abstract_address(name);
+    seqpacket_listener_address = path_address("closed.sock");
+    for (int id = 0; id <= CLIENTS + LATE_CLIENTS; id++)
+        client_addresses[id] = unnamed();
+    client_addresses[2] = path_address("closed-c2.sock");
+    snprintf(name, sizeof name, "stasis-unixconn-%d-closed-c3", getpid());
+    client_addresses[3] = abstract_address(name);
+
+    int listeners[2] = {listen_on(SOCK_STREAM, &stream_listener_address),
+                        listen_on(SOCK_SEQPACKET, &seqpacket_listener_address)};
+    pid_t pids[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++)
+        pids[i] = start_client(i + 1, COUNT, listeners);
+    uint64_t answered = serve(listeners, CLIENTS, COUNT, 0, 1);
+    wait_for_clients(pids, CLIENTS);
+
+    char text[128];
+    snprintf(text, sizeof text, "ok closed clients=%d requests=%llu replies=%llu\n", CLIENTS,
+             (unsigned long long)answered, (unsigned long long)answered);
+    write_file("result", text);
     unlink(client_addresses[2].sun.sun_path);
 }
 
@@ -651,10 +706,12 @@ static void client(const char *path)
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        fail("usage: unixconn DIR exchange|dgram|pending|pending-data|client PATH");
+        fail("usage: unixconn DIR exchange|closed|dgram|pending|pending-data|client PATH");
     directory = argv[1];
     if (strcmp(argv[2], "exchange") == 0)
         exchange();
+    else if (strcmp(argv[2], "closed") == 0)
+        closed_listeners();
     else if (strcmp(argv[2], "dgram") == 0)
         datagrams();
     else if (strcmp(argv[2], "pending") == 0)

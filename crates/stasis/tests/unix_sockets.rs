@@ -1,7 +1,8 @@
 //! Unix socket connections inside a dumped tree: a server with a listening
 //! socket on a path and one on an abstract name, and clients that exchange
 //! numbered messages with it, dumped while messages wait in the sockets;
-//! and a named datagram socket pair doing the same.
+//! the same after the server closed its listening sockets; and a named
+//! datagram socket pair.
 //! Also a connection waiting to be accepted, which restore connects again,
 //! and the connections that dump rejects: one waiting to be accepted whose
 //! client has sent data, and one whose peer is outside the tree.
@@ -127,6 +128,67 @@ fn unix_connections_keep_names_and_messages() {
     assert_eq!(
         read_or_empty(&dir.join("result")).trim(),
         expected,
+        "the server's result differs from an uninterrupted run"
+    );
+}
+
+#[test]
+fn closed_listener_connections_keep_names() {
+    let Some(env) = TestEnv::new("closed_listener_connections_keep_names") else {
+        return;
+    };
+    let dir = env.make_dir("uc");
+    let mut command = Command::new(workload_binary("unixconn"));
+    command.arg(&dir).arg("closed");
+    let pid = env.spawn("unixconn", &mut command);
+    let progress = || {
+        read_or_empty(&dir.join("progress"))
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    wait_until("the server to answer 1000 requests", WAIT_TIMEOUT, || {
+        assert!(
+            is_running(pid),
+            "unixconn exited early:\n{}",
+            env.stderr_of("unixconn")
+        );
+        progress().filter(|&answered| answered >= 1000)
+    });
+
+    let image = env.path("image");
+    let dump = env.dump_and_reap(pid, &image);
+    assert_eq!(
+        dump.json_u64("processes"),
+        5,
+        "expected the server and 4 clients:\n{dump}"
+    );
+    let sockets = socket_records(&env, &image);
+    let listening = sockets
+        .iter()
+        .filter(|socket| !socket["backlog"].is_null())
+        .count();
+    assert_eq!(
+        listening, 0,
+        "the server should have closed its listening sockets: {sockets:?}"
+    );
+    let accepted = sockets
+        .iter()
+        .filter(|socket| socket["accepted"] == serde_json::json!(true))
+        .count();
+    assert_eq!(accepted, 4, "expected 4 accepted sockets: {sockets:?}");
+
+    let restored = env.restore_detached(&image, pid, &[]);
+    let exit = wait_exit(restored, WAIT_TIMEOUT);
+    assert_eq!(
+        exit,
+        Exit::Code(0),
+        "restored server failed:\n{}",
+        env.stderr_of("unixconn")
+    );
+    assert_eq!(
+        read_or_empty(&dir.join("result")).trim(),
+        "ok closed clients=4 requests=12000 replies=12000",
         "the server's result differs from an uninterrupted run"
     );
 }

@@ -104,7 +104,7 @@ pub fn describe(
             if socket_type == libc::SOCK_DGRAM {
                 check_datagram_pair(pid, fd, link, inode, info.peer, raw)?;
             } else {
-                accepted = is_accepted(pid, fd, link, &address, raw)?;
+                accepted = is_accepted(pid, &address, raw, socket_type, (inode, info.peer))?;
             }
             queued = save_queue(raw, socket_type, inode, image).map_err(io)?;
         } else if info.state == stasis_linux::unix_diag::STATE_ESTABLISHED {
@@ -196,15 +196,21 @@ pub fn unix_name(address: &[u8]) -> String {
 /// Returns whether a connected Unix stream or seqpacket socket came from
 /// accept(2). The kernel gives an accepted socket the address of its
 /// listening socket, so it is the end whose address a listening socket
-/// holds, or the only named end. When both ends have names and neither is
-/// that of a listening socket, the listening socket is closed and nothing
-/// tells the two ends apart, so the dump stops.
+/// has, or the only named end.
+///
+/// When both ends have names and no listening socket has either, the
+/// listening socket is closed. A client's own name stays bound, and the
+/// name of an accepted socket is bound by no socket, so an abstract name
+/// decides it. Two path names cannot be told apart, but restore binds
+/// both inside a private root directory, where either choice gives the
+/// same getsockname and getpeername, so the ends are ordered by address
+/// and inode. `inodes` is (this socket, its peer).
 fn is_accepted(
     pid: i32,
-    fd: i32,
-    link: &str,
     address: &[u8],
     socket: i32,
+    socket_type: i32,
+    inodes: (u64, u64),
 ) -> Result<bool, DumpError> {
     if address.len() <= 2 {
         return Ok(false);
@@ -230,16 +236,51 @@ fn is_accepted(
     if listened(&peer_address[2..]) {
         return Ok(false);
     }
-    Err(unsupported(
-        pid,
-        fd,
-        link,
-        &format!(
-            "a Unix connection between {} and {} whose listening socket is closed, so stasis cannot tell which end was accepted",
-            unix_name(address),
-            unix_name(&peer_address)
-        ),
-    ))
+    let probe_failed = |source| DumpError::Io {
+        path: format!(
+            "a Unix socket bound to {} to test the name",
+            unix_name(address)
+        )
+        .into(),
+        source,
+    };
+    if address[2] == 0 {
+        return Ok(!abstract_name_bound(address, socket_type).map_err(probe_failed)?);
+    }
+    if peer_address[2] == 0 {
+        return abstract_name_bound(&peer_address, socket_type).map_err(probe_failed);
+    }
+    Ok((address, inodes.0) > (peer_address.as_slice(), inodes.1))
+}
+
+/// Returns whether a socket of `socket_type` is bound to the abstract name
+/// of `address`, by binding a socket of that type to it: the kernel keeps
+/// abstract names per socket type. A free name is held only until the
+/// probe socket is closed on return.
+fn abstract_name_bound(address: &[u8], socket_type: i32) -> std::io::Result<bool> {
+    // SAFETY: socket takes integers only and returns a new fd, owned below.
+    let raw = unsafe { libc::socket(libc::AF_UNIX, socket_type | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a new fd that nothing else owns.
+    let probe = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: address is a sockaddr of address.len() bytes.
+    let ret = unsafe {
+        libc::bind(
+            probe.as_raw_fd(),
+            address.as_ptr().cast(),
+            address.len() as libc::socklen_t,
+        )
+    };
+    if ret == 0 {
+        return Ok(false);
+    }
+    let error = std::io::Error::last_os_error();
+    if error.raw_os_error() == Some(libc::EADDRINUSE) {
+        return Ok(true);
+    }
+    Err(error)
 }
 
 /// Accepts a connected datagram socket only as one end of a pair whose
