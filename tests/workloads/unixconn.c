@@ -5,6 +5,7 @@
  * Usage: unixconn DIR exchange
  *        unixconn DIR closed
  *        unixconn DIR dgram
+ *        unixconn DIR dgram-server
  *        unixconn DIR pending
  *        unixconn DIR pending-data
  *        unixconn DIR client PATH
@@ -39,6 +40,11 @@
  * connected to each other exchange DGRAM_COUNT numbered requests and
  * replies; the parent writes its progress to DIR/progress and "ok dgram
  * N" to DIR/result.
+ *
+ * dgram-server: an unconnected datagram server on a path and two clients
+ * with names, one connected to it and one using sendto, exchange
+ * DGRAM_COUNT requests and replies each; the server checks every sender
+ * address.
  *
  * pending: listens on DIR/pending.sock and forks a child that connects.
  * DIR/ready appears once the child is connected. Both then wait for the
@@ -92,6 +98,9 @@ struct header {
 static const char *directory;
 /* SO_PASSCRED value that send_requests expects on its socket. */
 static int expected_passcred;
+/* Destination of send_message for an unconnected datagram socket, which
+ * sends with sendto; NULL for a connected socket. */
+static const struct address *send_destination;
 static struct address stream_listener_address;
 static struct address seqpacket_listener_address;
 static struct address client_addresses[CLIENTS + LATE_CLIENTS + 1];
@@ -200,7 +209,11 @@ static void send_message(int fd, int type, uint32_t magic, uint32_t id, uint32_t
     fill_message(buffer, type, magic, id, seq);
     size_t length = message_length(type, seq), done = 0;
     while (done < length) {
-        ssize_t sent = send(fd, buffer + done, length - done, MSG_NOSIGNAL);
+        ssize_t sent =
+            send_destination
+                ? sendto(fd, buffer + done, length - done, MSG_NOSIGNAL,
+                         (const struct sockaddr *)&send_destination->sun, send_destination->len)
+                : send(fd, buffer + done, length - done, MSG_NOSIGNAL);
         if (sent < 0 && errno == EINTR)
             continue;
         if (sent <= 0)
@@ -539,12 +552,12 @@ static void exchange(void)
     unlink(client_addresses[2].sun.sun_path);
 }
 
-/* As exchange, but the stream listening socket has the abstract name
- * "stasis-unixconn-PID-closed" and the seqpacket one the path
- * DIR/closed.sock, client 2 is bound to DIR/closed-c2.sock, client 3 to
- * the abstract name "stasis-unixconn-PID-closed-c3", and the server closes
- * both listening sockets once it has accepted the four clients. The
- * server writes "ok closed clients=4 requests=N replies=N" to DIR/result. */
+/* As exchange with other names: the stream listening socket has the
+ * abstract name "stasis-unixconn-PID-closed", the seqpacket one the path
+ * DIR/closed.sock. Client 2 is bound to DIR/closed-c2.sock and client 3 to
+ * the abstract name "stasis-unixconn-PID-closed-c3". The server closes both
+ * listening sockets once it has accepted the four clients, and writes
+ * "ok closed clients=4 requests=N replies=N" to DIR/result. */
 static void closed_listeners(void)
 {
     char name[64];
@@ -631,6 +644,103 @@ static void datagrams(void)
     unlink(parent_address.sun.sun_path);
 }
 
+/* A datagram server bound to DIR/dgram-server.sock, not connected, and
+ * two clients: client 1 bound to the abstract name
+ * "stasis-unixconn-PID-da" and connected to the server, client 2 bound to
+ * DIR/dgram-b.sock and sending with sendto. The server replies to each
+ * request at the address recvfrom gives, and checks that address. The
+ * server writes its progress to DIR/progress and "ok dgram-server
+ * clients=2 requests=N" to DIR/result. */
+static void datagram_server(void)
+{
+    char name[64];
+    snprintf(name, sizeof name, "stasis-unixconn-%d-da", getpid());
+    struct address server_address = path_address("dgram-server.sock");
+    client_addresses[1] = abstract_address(name);
+    client_addresses[2] = path_address("dgram-b.sock");
+    int server = socket(AF_UNIX, SOCK_DGRAM, 0);
+    if (server < 0)
+        fail("socket: %s", strerror(errno));
+    unlink(server_address.sun.sun_path);
+    if (bind(server, (const struct sockaddr *)&server_address.sun, server_address.len) < 0)
+        fail("bind of the datagram server: %s", strerror(errno));
+
+    pid_t pids[2];
+    for (uint32_t id = 1; id <= 2; id++) {
+        pids[id - 1] = fork();
+        if (pids[id - 1] < 0)
+            fail("fork: %s", strerror(errno));
+        if (pids[id - 1] != 0)
+            continue;
+        close(server);
+        char who[32];
+        snprintf(who, sizeof who, "datagram client %u", id);
+        const struct address *own = &client_addresses[id];
+        int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+        if (fd < 0)
+            fail("%s: socket: %s", who, strerror(errno));
+        if (own->sun.sun_path[0])
+            unlink(own->sun.sun_path);
+        if (bind(fd, (const struct sockaddr *)&own->sun, own->len) < 0)
+            fail("%s: bind: %s", who, strerror(errno));
+        const struct address *peer = NULL;
+        if (id == 1) {
+            if (connect(fd, (const struct sockaddr *)&server_address.sun, server_address.len) < 0)
+                fail("%s: connect: %s", who, strerror(errno));
+            peer = &server_address;
+        } else {
+            send_destination = &server_address;
+        }
+        send_requests(fd, SOCK_DGRAM, id, DGRAM_COUNT, own, peer, who, 0);
+        if (own->sun.sun_path[0])
+            unlink(own->sun.sun_path);
+        exit(0);
+    }
+
+    uint32_t expected[3] = {0, 0, 0};
+    uint64_t answered = 0;
+    uint8_t buffer[MAX_MESSAGE];
+    while (expected[1] < DGRAM_COUNT || expected[2] < DGRAM_COUNT) {
+        struct address sender;
+        sender.len = sizeof sender.sun;
+        ssize_t got;
+        do
+            got = recvfrom(server, buffer, sizeof buffer, 0, (struct sockaddr *)&sender.sun,
+                           &sender.len);
+        while (got < 0 && errno == EINTR);
+        if (got < (ssize_t)HEADER_SIZE)
+            fail("datagram server: recvfrom returned %zd: %s", got, strerror(errno));
+        struct header header;
+        memcpy(&header, buffer, sizeof header);
+        if (header.id < 1 || header.id > 2)
+            fail("datagram server: request from unknown client %u", header.id);
+        char who[48];
+        snprintf(who, sizeof who, "datagram server for client %u", header.id);
+        check_message(buffer, (size_t)got, SOCK_DGRAM, REQUEST_MAGIC, header.id,
+                      expected[header.id], who);
+        if (!same_address(&sender, &client_addresses[header.id]))
+            fail("%s: request %u came from another address", who, expected[header.id]);
+        check_names(server, &server_address, NULL, who);
+        send_destination = &sender;
+        send_message(server, SOCK_DGRAM, REPLY_MAGIC, header.id, expected[header.id]);
+        send_destination = NULL;
+        expected[header.id]++;
+        answered++;
+        if (answered % 100 == 0) {
+            char text[32];
+            snprintf(text, sizeof text, "%llu\n", (unsigned long long)answered);
+            write_file("progress", text);
+        }
+        usleep(1000);
+    }
+    wait_for_clients(pids, 2);
+    char text[64];
+    snprintf(text, sizeof text, "ok dgram-server clients=2 requests=%llu\n",
+             (unsigned long long)answered);
+    write_file("result", text);
+    unlink(server_address.sun.sun_path);
+}
+
 static void wait_for_file(const char *name)
 {
     char path[4096];
@@ -706,7 +816,7 @@ static void client(const char *path)
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        fail("usage: unixconn DIR exchange|closed|dgram|pending|pending-data|client PATH");
+        fail("usage: unixconn DIR exchange|closed|dgram|dgram-server|pending|pending-data|client PATH");
     directory = argv[1];
     if (strcmp(argv[2], "exchange") == 0)
         exchange();
@@ -714,6 +824,8 @@ int main(int argc, char **argv)
         closed_listeners();
     else if (strcmp(argv[2], "dgram") == 0)
         datagrams();
+    else if (strcmp(argv[2], "dgram-server") == 0)
+        datagram_server();
     else if (strcmp(argv[2], "pending") == 0)
         pending(0);
     else if (strcmp(argv[2], "pending-data") == 0)

@@ -618,6 +618,11 @@ pub struct SocketRecord {
     /// the same image, and restore connects them again in this order.
     #[serde(default)]
     pub pending: Vec<u64>,
+    /// For a datagram socket with `queued` data, the inode of the socket
+    /// that sent each datagram, in queue order. Each is a socket of the
+    /// same image. Empty means that the peer sent every datagram.
+    #[serde(default)]
+    pub senders: Vec<u64>,
 }
 
 /// One watch of an inotify instance.

@@ -266,8 +266,9 @@ pub fn validate_fd_table(table: &FdTable, path: &Path) -> Result<(), ImageError>
     Ok(())
 }
 
-/// Checks that only a listening Unix socket has pending connections, and
-/// that an accepted socket is a connected, named Unix stream or seqpacket
+/// Checks that only a listening Unix socket has pending connections, only
+/// a datagram socket with saved datagrams has senders, and that an
+/// accepted socket is a connected, named Unix stream or seqpacket
 /// socket, the only kind that accept(2) returns.
 fn check_socket(
     fd: i32,
@@ -282,6 +283,13 @@ fn check_socket(
         return Err(ImageError::invalid(
             path,
             format!("fd {fd} lists pending connections but is not a listening Unix socket"),
+        ));
+    }
+    const SOCK_DGRAM: i32 = 2;
+    if !socket.senders.is_empty() && (socket.socket_type != SOCK_DGRAM || socket.queued.is_none()) {
+        return Err(ImageError::invalid(
+            path,
+            format!("fd {fd} lists datagram senders but has no saved datagrams"),
         ));
     }
     if !socket.accepted {

@@ -226,6 +226,7 @@ fn accepted_socket_table() -> FdTable {
                 queued: None,
                 accepted: true,
                 pending: Vec::new(),
+                senders: Vec::new(),
             }),
         }],
     }
@@ -236,7 +237,7 @@ fn socket_fields_invalid() {
     let path = Path::new("fds-100");
     validate_fd_table(&accepted_socket_table(), path).unwrap();
 
-    let cases: [Case<SocketRecord>; 6] = [
+    let cases: [Case<SocketRecord>; 7] = [
         ("marked accepted", |socket| socket.family = 2),
         ("marked accepted", |socket| socket.socket_type = 2),
         ("marked accepted", |socket| socket.peer = None),
@@ -244,6 +245,7 @@ fn socket_fields_invalid() {
             socket.address = Bytes(vec![1, 0])
         }),
         ("marked accepted", |socket| socket.backlog = Some(16)),
+        ("lists datagram senders", |socket| socket.senders = vec![8]),
         ("lists pending connections", |socket| {
             socket.accepted = false;
             socket.peer = None;

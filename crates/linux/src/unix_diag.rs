@@ -37,6 +37,8 @@ pub const STATE_ESTABLISHED: u8 = 1;
 pub struct UnixSocketInfo {
     /// Inode of the socket.
     pub inode: u64,
+    /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET.
+    pub socket_type: u8,
     /// `sk_state`: [`STATE_LISTEN`], [`STATE_ESTABLISHED`], or 7
     /// (TCP_CLOSE) for a socket without a connection.
     pub state: u8,
@@ -86,6 +88,11 @@ pub fn unix_listeners() -> Result<Vec<UnixSocketInfo>> {
         0,
         UDIAG_SHOW_NAME | UDIAG_SHOW_ICONS,
     )
+}
+
+/// Lists every Unix socket of the network namespace with its name.
+pub fn unix_sockets() -> Result<Vec<UnixSocketInfo>> {
+    query(NLM_F_REQUEST | NLM_F_DUMP, u32::MAX, 0, UDIAG_SHOW_NAME)
 }
 
 /// Sends one SOCK_DIAG_BY_FAMILY request and parses every reply message
@@ -209,6 +216,7 @@ fn parse_socket(message: &[u8]) -> Result<UnixSocketInfo> {
         });
     }
     let mut info = UnixSocketInfo {
+        socket_type: message[16 + 1],
         state: message[16 + 2],
         inode: u64::from(u32_at(message, 16 + 4).unwrap_or(0)),
         ..UnixSocketInfo::default()

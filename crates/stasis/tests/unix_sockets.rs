@@ -1,8 +1,8 @@
 //! Unix socket connections inside a dumped tree: a server with a listening
 //! socket on a path and one on an abstract name, and clients that exchange
 //! numbered messages with it, dumped while messages wait in the sockets;
-//! the same after the server closed its listening sockets; and a named
-//! datagram socket pair.
+//! the same after the server closed its listening sockets; a named
+//! datagram socket pair; and a datagram server with two clients.
 //! Also a connection waiting to be accepted, which restore connects again,
 //! and the connections that dump rejects: one waiting to be accepted whose
 //! client has sent data, and one whose peer is outside the tree.
@@ -254,6 +254,66 @@ fn named_datagram_pair_keeps_messages() {
     assert_eq!(
         read_or_empty(&dir.join("result")).trim(),
         "ok dgram 2000",
+        "the datagram exchange differs from an uninterrupted run"
+    );
+}
+
+#[test]
+fn datagram_server_keeps_senders() {
+    let Some(env) = TestEnv::new("datagram_server_keeps_senders") else {
+        return;
+    };
+    let dir = env.make_dir("uc");
+    let mut command = Command::new(workload_binary("unixconn"));
+    command.arg(&dir).arg("dgram-server");
+    let pid = env.spawn("unixconn", &mut command);
+    let progress = || {
+        read_or_empty(&dir.join("progress"))
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    wait_until("the server to answer 500 requests", WAIT_TIMEOUT, || {
+        assert!(
+            is_running(pid),
+            "unixconn exited early:\n{}",
+            env.stderr_of("unixconn")
+        );
+        progress().filter(|&answered| answered >= 500)
+    });
+
+    let image = env.path("image");
+    let dump = env.dump_and_reap(pid, &image);
+    assert_eq!(
+        dump.json_u64("processes"),
+        3,
+        "expected the server and 2 clients:\n{dump}"
+    );
+    let sockets = socket_records(&env, &image);
+    let with_senders = sockets
+        .iter()
+        .filter(|socket| {
+            socket["senders"]
+                .as_array()
+                .is_some_and(|senders| !senders.is_empty())
+        })
+        .count();
+    assert!(
+        with_senders >= 1,
+        "no datagram queue with its senders was saved, so the test checks little: {sockets:?}"
+    );
+
+    let restored = env.restore_detached(&image, pid, &[]);
+    let exit = wait_exit(restored, WAIT_TIMEOUT);
+    assert_eq!(
+        exit,
+        Exit::Code(0),
+        "restored server failed:\n{}",
+        env.stderr_of("unixconn")
+    );
+    assert_eq!(
+        read_or_empty(&dir.join("result")).trim(),
+        "ok dgram-server clients=2 requests=4000",
         "the datagram exchange differs from an uninterrupted run"
     );
 }

@@ -38,9 +38,10 @@ fn unsupported(pid: i32, fd: i32, link: &str, what: &str) -> DumpError {
 }
 
 /// Returns the record of socket `fd` of `pid`, and the inodes of the
-/// sockets that must be in the tree with it: the peer of a connected Unix
-/// socket, the clients waiting in a listening Unix socket's queue, or the
-/// listening socket in whose queue a client's connection waits.
+/// sockets that must be in the tree with it. These are the peer of a
+/// connected Unix socket, the senders of its saved datagrams, the clients
+/// waiting in a listening socket's queue, or the listening socket in whose
+/// queue a client's connection waits.
 pub fn describe(
     pid: i32,
     fd: i32,
@@ -73,6 +74,7 @@ pub fn describe(
     let mut queued = None;
     let mut accepted = false;
     let mut pending = Vec::new();
+    let mut senders = Vec::new();
     let mut needed = Vec::new();
     let backlog;
     if family == libc::AF_UNIX {
@@ -101,13 +103,18 @@ pub fn describe(
             backlog = None;
             peer = Some(info.peer);
             needed.push(info.peer);
-            if socket_type == libc::SOCK_DGRAM {
-                check_datagram_pair(pid, fd, link, inode, info.peer, raw)?;
-            } else {
+            if socket_type != libc::SOCK_DGRAM {
                 accepted = is_accepted(pid, &address, raw, socket_type, (inode, info.peer))?;
             }
-            queued = save_queue(raw, socket_type, inode, image).map_err(io)?;
-        } else if info.state == stasis_linux::unix_diag::STATE_ESTABLISHED {
+            let (name, sources) = save_queue(raw, socket_type, inode, image).map_err(io)?;
+            queued = name;
+            senders = datagram_senders(&sources, Some(info.peer)).map_err(rejected)?;
+        } else if info.state == stasis_linux::unix_diag::STATE_ESTABLISHED
+            && socket_type != libc::SOCK_DGRAM
+        {
+            // A datagram socket that another one connected to is marked
+            // established too (Linux 6.x), so only connection types
+            // count here.
             // A connection still in a listening socket's queue has a peer
             // that no fd refers to yet, so sock_diag reports its inode as 0.
             // Restore connects the client again, which is exact only if the
@@ -129,14 +136,15 @@ pub fn describe(
             backlog = None;
         } else if !address_is_bound(family, &address) {
             return Err(rejected("an unnamed Unix socket with no peer".into()));
-        } else if socket_type == libc::SOCK_DGRAM && has_data(raw) {
-            return Err(rejected(format!(
-                "an unconnected datagram Unix socket ({}) with datagrams waiting, whose senders stasis does not save",
-                unix_name(&address)
-            )));
         } else {
             backlog = None;
+            if socket_type == libc::SOCK_DGRAM {
+                let (name, sources) = save_queue(raw, socket_type, inode, image).map_err(io)?;
+                queued = name;
+                senders = datagram_senders(&sources, None).map_err(rejected)?;
+            }
         }
+        needed.extend(senders.iter().copied());
     } else if peer_address(raw).is_some() {
         return Err(unsupported(pid, fd, link, "a connected socket"));
     } else if listening {
@@ -176,6 +184,7 @@ pub fn describe(
         queued,
         accepted,
         pending,
+        senders,
     });
     Ok((record, needed))
 }
@@ -283,40 +292,53 @@ fn abstract_name_bound(address: &[u8], socket_type: i32) -> std::io::Result<bool
     Err(error)
 }
 
-/// Accepts a connected datagram socket only as one end of a pair whose
-/// ends are connected to each other, because restore recreates it with
-/// socketpair(2) and binds each end to its saved name.
-fn check_datagram_pair(
-    pid: i32,
-    fd: i32,
-    link: &str,
-    inode: u64,
-    peer: u64,
-    socket: i32,
-) -> Result<(), DumpError> {
-    let peer_info =
-        stasis_linux::unix_diag::unix_socket_info(peer).map_err(|source| DumpError::Linux {
-            pid,
-            step: "asking sock_diag about the peer of a Unix socket",
-            source,
-        })?;
-    let peer_address = peer_address(socket).unwrap_or_default();
-    if peer_info.peer != inode {
-        return Err(unsupported(
-            pid,
-            fd,
-            link,
-            &format!(
-                "a datagram Unix socket connected to socket:[{peer}] ({}), which is not connected back to it",
-                unix_name(&peer_address)
-            ),
-        ));
+/// Returns the inode of the socket that sent each saved datagram, found
+/// from the sender address by the name that sock_diag reports for each
+/// datagram socket. A datagram without a sender address came from
+/// `peer`, the only unnamed socket that can send to a connected socket.
+/// The list is empty when `peer` sent every datagram. The error is the
+/// reason for the dump to stop.
+fn datagram_senders(addresses: &[Vec<u8>], peer: Option<u64>) -> Result<Vec<u64>, String> {
+    let mut named: Option<Vec<stasis_linux::unix_diag::UnixSocketInfo>> = None;
+    let mut senders = Vec::with_capacity(addresses.len());
+    for address in addresses {
+        if address.len() <= 2 {
+            let Some(peer) = peer else {
+                return Err(
+                    "an unconnected datagram Unix socket with a datagram waiting from an unnamed sender, which stasis cannot name"
+                        .into(),
+                );
+            };
+            senders.push(peer);
+            continue;
+        }
+        if named.is_none() {
+            let sockets = stasis_linux::unix_diag::unix_sockets().map_err(|error| {
+                format!("a datagram Unix socket whose senders sock_diag cannot list ({error})")
+            })?;
+            named = Some(sockets);
+        }
+        let sender = named
+            .iter()
+            .flatten()
+            .filter(|socket| i32::from(socket.socket_type) == libc::SOCK_DGRAM)
+            .find(|socket| socket.name.as_deref() == Some(&address[2..]))
+            .ok_or_else(|| {
+                format!(
+                    "a datagram Unix socket with a datagram waiting from {}, whose socket is closed",
+                    unix_name(address)
+                )
+            })?;
+        senders.push(sender.inode);
     }
-    Ok(())
+    if senders.iter().all(|&sender| Some(sender) == peer) {
+        senders.clear();
+    }
+    Ok(senders)
 }
 
-/// Describes where a Unix socket that no process of the dumped tree holds
-/// is: the process outside the tree that holds it, if there is one.
+/// Describes where a Unix socket is that no process of the dumped tree has
+/// open: in the process outside the tree that has it, if there is one.
 pub fn locate_socket(inode: u64) -> String {
     let link = format!("socket:[{inode}]");
     let own = std::process::id().to_string();
@@ -364,46 +386,23 @@ fn pending_on(inode: u64) -> Option<(u64, String)> {
     ))
 }
 
-/// Returns whether a datagram is waiting in the receive queue.
-fn has_data(socket: i32) -> bool {
-    let mut byte = 0u8;
-    // SAFETY: receives at most one byte into a live buffer.
-    let got = unsafe {
-        libc::recv(
-            socket,
-            (&mut byte as *mut u8).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    got >= 0
-}
-
-/// Saves the data waiting in the receive queue of a connected Unix socket
-/// without taking it: a stream socket's bytes with one MSG_PEEK, datagrams
-/// one by one with a peek offset (SO_PEEK_OFF), which is put back as it was.
+/// Saves the data waiting in the receive queue of a Unix socket without
+/// taking it: a stream socket's bytes with one MSG_PEEK, messages one by one
+/// with a peek offset (SO_PEEK_OFF), which is put back as it was. Returns
+/// the name of the file data file, if anything waited, and for a datagram
+/// socket the sender address of each datagram.
 fn save_queue(
     fd: i32,
     socket_type: i32,
     inode: u64,
     image: &mut ImageWriter,
-) -> std::io::Result<Option<String>> {
+) -> std::io::Result<(Option<String>, Vec<Vec<u8>>)> {
     let mut data = Vec::new();
+    let mut senders = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
-    let peek = |buf: &mut [u8]| -> isize {
-        // SAFETY: receives into a live buffer of its length.
-        unsafe {
-            libc::recv(
-                fd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        }
-    };
     if socket_type == libc::SOCK_STREAM {
         loop {
-            let got = peek(&mut buf);
+            let (got, _) = peek(fd, &mut buf);
             if got <= 0 || (got as usize) < buf.len() {
                 if got > 0 {
                     data.extend_from_slice(&buf[..got as usize]);
@@ -416,17 +415,20 @@ fn save_queue(
         let original = get_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF)?;
         set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0)?;
         loop {
-            let got = peek(&mut buf);
+            let (got, sender) = peek(fd, &mut buf);
             if got < 0 {
                 break;
             }
             data.extend_from_slice(&(got as u32).to_le_bytes());
             data.extend_from_slice(&buf[..got as usize]);
+            if socket_type == libc::SOCK_DGRAM {
+                senders.push(sender);
+            }
         }
         set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, original)?;
     }
     if data.is_empty() {
-        return Ok(None);
+        return Ok((None, senders));
     }
     let name = format!("socket-queue-{inode}");
     let to_io = |error: stasis_image::ImageError| std::io::Error::other(error.to_string());
@@ -435,7 +437,28 @@ fn save_queue(
         .map_err(to_io)?;
     writer.write(&data).map_err(to_io)?;
     image.finish_data(writer).map_err(to_io)?;
-    Ok(Some(name))
+    Ok((Some(name), senders))
+}
+
+/// Peeks at the next message (at the peek offset, if one is set) without
+/// waiting, and returns its length (or -1) and its sender address.
+fn peek(fd: i32, buf: &mut [u8]) -> (isize, Vec<u8>) {
+    let mut address = [0u8; std::mem::size_of::<libc::sockaddr_un>()];
+    let mut vector = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; the fields set below point at live
+    // buffers of the lengths given.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_name = address.as_mut_ptr().cast();
+    message.msg_namelen = address.len() as libc::socklen_t;
+    message.msg_iov = &mut vector;
+    message.msg_iovlen = 1;
+    // SAFETY: recvmsg writes only into the buffers that `message` names.
+    let got = unsafe { libc::recvmsg(fd, &mut message, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    let length = (message.msg_namelen as usize).min(address.len());
+    (got, address[..length].to_vec())
 }
 
 fn set_int(fd: i32, level: i32, name: i32, value: i32) -> std::io::Result<()> {

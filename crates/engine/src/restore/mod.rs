@@ -206,7 +206,7 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         });
     }
 
-    descriptions.connect_pending()?;
+    descriptions.finish_unix_sockets(&image)?;
 
     let (mut tree, reason) = match &options.pid_namespace {
         PidNamespaceMode::Never => (create_tree(&processes, None)?, None),
