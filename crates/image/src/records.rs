@@ -609,7 +609,7 @@ pub enum OpenFile {
     },
 }
 
-/// A bound or listening socket.
+/// A bound, listening or connected socket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SocketRecord {
@@ -642,6 +642,21 @@ pub struct SocketRecord {
     /// followed by its bytes.
     #[serde(default)]
     pub queued: Option<String>,
+    /// True for a connected Unix stream or seqpacket socket that accept(2)
+    /// returned: its `address` is the address of the listening socket, and
+    /// restore creates it by accepting a connection from its peer.
+    #[serde(default)]
+    pub accepted: bool,
+    /// Inodes of the client sockets whose connections waited in the queue
+    /// of this listening Unix socket, in queue order. Each is a socket of
+    /// the same image, and restore connects them again in this order.
+    #[serde(default)]
+    pub pending: Vec<u64>,
+    /// For a datagram socket with `queued` data, the inode of the socket
+    /// that sent each datagram, in queue order. Each is a socket of the
+    /// same image. Empty means that the peer sent every datagram.
+    #[serde(default)]
+    pub senders: Vec<u64>,
 }
 
 /// One watch of an inotify instance.

@@ -332,6 +332,55 @@ pub fn validate_fd_table(table: &FdTable, path: &Path) -> Result<(), ImageError>
         if let Some(name) = fd.file.data_file() {
             check_file_name(name, path)?;
         }
+        if let crate::records::OpenFile::Socket(socket) = &fd.file {
+            check_socket(fd.fd, socket, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks that only a listening Unix socket has pending connections, only
+/// a datagram socket with saved datagrams has senders, and that an
+/// accepted socket is a connected, named Unix stream or seqpacket
+/// socket, the only kind that accept(2) returns.
+fn check_socket(
+    fd: i32,
+    socket: &crate::records::SocketRecord,
+    path: &Path,
+) -> Result<(), ImageError> {
+    // AF_UNIX, SOCK_STREAM and SOCK_SEQPACKET as Linux numbers them.
+    const AF_UNIX: i32 = 1;
+    const SOCK_STREAM: i32 = 1;
+    const SOCK_SEQPACKET: i32 = 5;
+    if !socket.pending.is_empty() && (socket.family != AF_UNIX || socket.backlog.is_none()) {
+        return Err(ImageError::invalid(
+            path,
+            format!("fd {fd} lists pending connections but is not a listening Unix socket"),
+        ));
+    }
+    const SOCK_DGRAM: i32 = 2;
+    if !socket.senders.is_empty() && (socket.socket_type != SOCK_DGRAM || socket.queued.is_none()) {
+        return Err(ImageError::invalid(
+            path,
+            format!("fd {fd} lists datagram senders but has no saved datagrams"),
+        ));
+    }
+    if !socket.accepted {
+        return Ok(());
+    }
+    let connection_type = [SOCK_STREAM, SOCK_SEQPACKET].contains(&socket.socket_type);
+    if socket.family != AF_UNIX
+        || !connection_type
+        || socket.peer.is_none()
+        || socket.address.0.len() <= 2
+        || socket.backlog.is_some()
+    {
+        return Err(ImageError::invalid(
+            path,
+            format!(
+                "fd {fd} is marked accepted but is not a connected, named Unix stream or seqpacket socket"
+            ),
+        ));
     }
     Ok(())
 }

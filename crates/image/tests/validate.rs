@@ -212,6 +212,77 @@ fn fd_table_invalid() {
     assert!(error.to_string().contains("/etc/passwd"), "{error}");
 }
 
+/// Returns an fd table with one end of an accepted Unix stream connection
+/// on the path /tmp/server.sock.
+fn accepted_socket_table() -> FdTable {
+    let mut address = vec![1u8, 0];
+    address.extend_from_slice(b"/tmp/server.sock\0");
+    FdTable {
+        pid: 100,
+        fds: vec![Fd {
+            fd: 3,
+            cloexec: false,
+            description: 0,
+            file: OpenFile::Socket(SocketRecord {
+                flags: 0,
+                family: 1,
+                socket_type: 1,
+                protocol: 0,
+                address: Bytes(address),
+                backlog: None,
+                options: Vec::new(),
+                unix_path_inode: None,
+                inode: 7,
+                peer: Some(8),
+                queued: None,
+                accepted: true,
+                pending: Vec::new(),
+                senders: Vec::new(),
+            }),
+        }],
+    }
+}
+
+#[test]
+fn socket_fields_invalid() {
+    let path = Path::new("fds-100");
+    validate_fd_table(&accepted_socket_table(), path).unwrap();
+
+    let cases: [Case<SocketRecord>; 7] = [
+        ("marked accepted", |socket| socket.family = 2),
+        ("marked accepted", |socket| socket.socket_type = 2),
+        ("marked accepted", |socket| socket.peer = None),
+        ("marked accepted", |socket| {
+            socket.address = Bytes(vec![1, 0])
+        }),
+        ("marked accepted", |socket| socket.backlog = Some(16)),
+        ("lists datagram senders", |socket| socket.senders = vec![8]),
+        ("lists pending connections", |socket| {
+            socket.accepted = false;
+            socket.peer = None;
+            socket.pending = vec![9];
+        }),
+    ];
+    for (expected, change) in cases {
+        let mut table = accepted_socket_table();
+        let OpenFile::Socket(socket) = &mut table.fds[0].file else {
+            unreachable!("the table holds a socket");
+        };
+        change(socket);
+        let error = validate_fd_table(&table, path).unwrap_err();
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+
+    let mut table = accepted_socket_table();
+    if let OpenFile::Socket(socket) = &mut table.fds[0].file {
+        socket.accepted = false;
+        socket.peer = None;
+        socket.backlog = Some(16);
+        socket.pending = vec![9];
+    }
+    validate_fd_table(&table, path).unwrap();
+}
+
 #[test]
 fn manifest_invalid() {
     let path = Path::new("manifest");

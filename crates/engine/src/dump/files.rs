@@ -35,7 +35,9 @@ pub struct Descriptions {
     known: Vec<(i32, i32, u64, u64, u32)>,
     /// Pipe inodes whose buffered data is already saved.
     pipes: Vec<u64>,
-    /// (pid, fd, inode, peer inode) of every socket in the tree.
+    /// (pid, fd, inode, None) of every socket in the tree, and (pid, fd,
+    /// inode, Some(other)) for each socket that it is connected to, or has
+    /// a connection with waiting to be accepted.
     pub sockets: Vec<(i32, i32, u64, Option<u64>)>,
     /// Shared memory objects whose contents are already saved.
     pub shared_memory: Vec<stasis_image::SharedMemory>,
@@ -154,11 +156,15 @@ pub fn collect(
         } else if kind.is_fifo() && link.starts_with("pipe:[") {
             save_pipe(pid, fd, &link_path, flags, meta.ino(), image, descriptions)?
         } else if kind.is_socket() {
-            let file = crate::dump::socket::describe(pid, fd, &link, flags, meta.ino(), image)?;
+            let (file, needed) =
+                crate::dump::socket::describe(pid, fd, &link, flags, meta.ino(), image)?;
             if let OpenFile::Socket(record) = &file {
-                descriptions
-                    .sockets
-                    .push((pid, fd, record.inode, record.peer));
+                descriptions.sockets.push((pid, fd, record.inode, None));
+                for other in needed {
+                    descriptions
+                        .sockets
+                        .push((pid, fd, record.inode, Some(other)));
+                }
             }
             file
         } else if let Some(file) = crate::dump::anon::describe(pid, fd, &link, flags)? {
@@ -302,16 +308,19 @@ fn save_content(link_path: &str, name: &str, image: &mut ImageWriter) -> Result<
 }
 
 impl Descriptions {
-    /// Rejects a connected Unix socket whose peer no process of the tree
-    /// holds: after restore the peer would be gone.
+    /// Rejects a Unix socket connected to a socket that no process of the
+    /// tree holds, because after restore that socket would be gone. The
+    /// message names the process that holds the other socket.
     pub fn check_socket_peers(&self) -> Result<(), DumpError> {
         for &(pid, fd, inode, peer) in &self.sockets {
             let Some(peer) = peer else { continue };
             if !self.sockets.iter().any(|&(_, _, other, _)| other == peer) {
+                let whereabouts = crate::dump::socket::locate_socket(peer);
                 return Err(DumpError::Unsupported {
                     pid,
                     reason: format!(
-                        "fd {fd} (socket:[{inode}]) is connected to socket:[{peer}], which no process of the dumped tree holds"
+                        "fd {fd} (socket:[{inode}]) has a connection with socket:[{peer}], {whereabouts}; \
+                         dump a common ancestor of both ends, or close the connection"
                     ),
                 });
             }

@@ -75,6 +75,16 @@ pub struct Descriptions {
     /// Both ends of recreated Unix socket pairs, by socket inode in the
     /// image, with whether the end's receive queue was refilled.
     socket_ends: HashMap<u64, (OwnedFd, bool)>,
+    /// Records of the Unix sockets of the tree, by inode.
+    unix_sockets: HashMap<u64, stasis_image::SocketRecord>,
+    /// Datagram sockets connected to a socket that is not connected back,
+    /// to be connected once every socket is open: (socket, peer) inodes.
+    one_way: Vec<(u64, u64)>,
+    /// Listening Unix sockets that had connections waiting to be accepted.
+    listeners_with_pending: Vec<stasis_image::SocketRecord>,
+    /// Sockets without a peer that have been opened, by their inode in the
+    /// image.
+    opened_sockets: HashMap<u64, i32>,
     unshared: Vec<OwnedFd>,
 }
 
@@ -95,14 +105,76 @@ impl Descriptions {
             .flat_map(|table| table.fds.iter().map(|fd| fd.fd))
             .max()
             .unwrap_or(0);
+        let unix_sockets = tables
+            .iter()
+            .flat_map(|table| table.fds.iter())
+            .filter_map(|entry| match &entry.file {
+                OpenFile::Socket(record) if record.family == libc::AF_UNIX => {
+                    Some((record.inode, record.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut listeners_with_pending: Vec<stasis_image::SocketRecord> = tables
+            .iter()
+            .flat_map(|table| table.fds.iter())
+            .filter_map(|entry| match &entry.file {
+                OpenFile::Socket(record) if !record.pending.is_empty() => Some(record.clone()),
+                _ => None,
+            })
+            .collect();
+        listeners_with_pending.sort_by_key(|record| record.inode);
+        listeners_with_pending.dedup_by_key(|record| record.inode);
         Descriptions {
             base: (highest + 1).max(100),
             by_id: HashMap::new(),
             pipes: HashMap::new(),
             shared_memory: HashMap::new(),
             socket_ends: HashMap::new(),
+            unix_sockets,
+            one_way: Vec::new(),
+            listeners_with_pending,
+            opened_sockets: HashMap::new(),
             unshared: Vec::new(),
         }
+    }
+
+    /// Creates every connection between an accepted Unix socket and its
+    /// peer. This runs before any other socket is opened, because the
+    /// connection goes through a temporary listening socket with the
+    /// address of the original one, and a restored socket bound to the
+    /// same abstract name would make that bind fail.
+    pub fn connect_unix_sockets(&mut self) -> Result<(), RestoreError> {
+        let mut accepted: Vec<&stasis_image::SocketRecord> = self
+            .unix_sockets
+            .values()
+            .filter(|record| record.accepted)
+            .collect();
+        accepted.sort_by_key(|record| record.inode);
+        for record in accepted {
+            let peer = record.peer.unwrap_or(0);
+            let client = self.unix_sockets.get(&peer).ok_or_else(|| RestoreError::Unsupported {
+                reason: format!(
+                    "socket:[{}] is connected to socket:[{peer}], which no fd table of the image lists",
+                    record.inode
+                ),
+            })?;
+            if client.accepted || client.peer != Some(record.inode) {
+                return Err(RestoreError::Unsupported {
+                    reason: format!(
+                        "socket:[{}] and socket:[{peer}] are not the two ends of one accepted connection",
+                        record.inode
+                    ),
+                });
+            }
+            let (server_end, client_end) = crate::restore::socket::connect_pair(record, client)?;
+            let path = Path::new("an accepted Unix socket");
+            let server_end = move_above(server_end, self.base, path)?;
+            let client_end = move_above(client_end, self.base, path)?;
+            self.socket_ends.insert(record.inode, (server_end, false));
+            self.socket_ends.insert(peer, (client_end, false));
+        }
+        Ok(())
     }
 
     /// Returns the fd that refers to the description of `entry`, opening it on
@@ -132,6 +204,11 @@ impl Descriptions {
             other => open_fd(image, other, check, self.base)?,
         };
         let raw = fd.as_raw_fd();
+        if let OpenFile::Socket(record) = &entry.file {
+            if record.peer.is_none() {
+                self.opened_sockets.insert(record.inode, raw);
+            }
+        }
         if entry.description == 0 {
             self.unshared.push(fd);
         } else {
@@ -140,9 +217,170 @@ impl Descriptions {
         Ok(raw)
     }
 
-    /// Returns one end of a connected Unix socket. The first end seen
-    /// creates both with socketpair(2); each end's saved receive queue is
-    /// sent from the other end when its own record is seen.
+    /// Finishes the Unix sockets once every socket of the tree is open:
+    /// connects the clients waiting to be accepted and the datagram
+    /// sockets connected one way, then refills the datagram queues.
+    pub fn finish_unix_sockets(&self, image: &Image) -> Result<(), RestoreError> {
+        self.connect_pending()?;
+        for &(inode, peer) in &self.one_way {
+            let peer_record = self.unix_sockets.get(&peer).ok_or_else(|| RestoreError::Unsupported {
+                reason: format!(
+                    "socket:[{inode}] is connected to socket:[{peer}], which no fd table of the image lists"
+                ),
+            })?;
+            let address = &peer_record.address.0;
+            // SAFETY: address is a sockaddr of address.len() bytes, as
+            // getsockname returned it.
+            let ret = unsafe {
+                libc::connect(
+                    self.socket_fd(inode)?,
+                    address.as_ptr().cast(),
+                    address.len() as libc::socklen_t,
+                )
+            };
+            if ret < 0 {
+                return Err(RestoreError::Open {
+                    path: format!("socket:[{inode}] (connect to socket:[{peer}])"),
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+        }
+        let mut receivers: Vec<&stasis_image::SocketRecord> = self
+            .unix_sockets
+            .values()
+            .filter(|record| record.socket_type == libc::SOCK_DGRAM && record.queued.is_some())
+            .collect();
+        receivers.sort_by_key(|record| record.inode);
+        for receiver in receivers {
+            self.fill_datagrams(image, receiver)?;
+        }
+        Ok(())
+    }
+
+    /// Returns the fd that stasis holds for the socket with `inode` in
+    /// the image.
+    fn socket_fd(&self, inode: u64) -> Result<i32, RestoreError> {
+        if let Some((fd, _)) = self.socket_ends.get(&inode) {
+            return Ok(fd.as_raw_fd());
+        }
+        self.opened_sockets
+            .get(&inode)
+            .copied()
+            .ok_or_else(|| RestoreError::Unsupported {
+                reason: format!("socket:[{inode}] of the image was not opened"),
+            })
+    }
+
+    /// Sends each saved datagram of `receiver` from the socket that sent
+    /// it: with send(2) from a sender connected to the receiver, with
+    /// sendto(2) to the receiver's address otherwise.
+    fn fill_datagrams(
+        &self,
+        image: &Image,
+        receiver: &stasis_image::SocketRecord,
+    ) -> Result<(), RestoreError> {
+        let Some(name) = &receiver.queued else {
+            return Ok(());
+        };
+        let data = image
+            .data_reader(name, RecordKind::FileData)?
+            .read_all(MAX_QUEUE_BYTES)?;
+        let datagrams = split_datagrams(&data, name)?;
+        for (index, datagram) in datagrams.iter().enumerate() {
+            let sender = match receiver.senders.get(index) {
+                Some(&sender) => sender,
+                None => receiver.peer.ok_or_else(|| RestoreError::Unsupported {
+                    reason: format!(
+                        "the saved socket queue {name} names no sender for datagram {index}"
+                    ),
+                })?,
+            };
+            let sender_fd = self.socket_fd(sender)?;
+            make_send_room(sender_fd, data.len());
+            let connected = self
+                .unix_sockets
+                .get(&sender)
+                .is_some_and(|record| record.peer == Some(receiver.inode));
+            let address = &receiver.address.0;
+            // SAFETY: sends from a live buffer of its length, to a sockaddr
+            // of address.len() bytes or, when connected, to the peer.
+            let sent = unsafe {
+                if connected {
+                    libc::send(
+                        sender_fd,
+                        datagram.as_ptr().cast(),
+                        datagram.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                } else {
+                    libc::sendto(
+                        sender_fd,
+                        datagram.as_ptr().cast(),
+                        datagram.len(),
+                        libc::MSG_DONTWAIT,
+                        address.as_ptr().cast(),
+                        address.len() as libc::socklen_t,
+                    )
+                }
+            };
+            if sent < 0 || sent as usize != datagram.len() {
+                return Err(RestoreError::Open {
+                    path: format!(
+                        "datagram {index} of socket:[{}] (send from socket:[{sender}])",
+                        receiver.inode
+                    ),
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Connects the clients whose connections waited in the queue of a
+    /// listening Unix socket to the restored listening socket, in the
+    /// saved order, so that the restored process accepts them.
+    fn connect_pending(&self) -> Result<(), RestoreError> {
+        for listener in &self.listeners_with_pending {
+            let address = &listener.address.0;
+            for client in &listener.pending {
+                let Some(&fd) = self.opened_sockets.get(client) else {
+                    return Err(RestoreError::Unsupported {
+                        reason: format!(
+                            "socket:[{client}], waiting to be accepted by socket:[{}], is not an unconnected socket of the image",
+                            listener.inode
+                        ),
+                    });
+                };
+                // NOTE: an unnamed client that set SO_PASSCRED after its
+                // connect is bound to a generated name here, because its
+                // options are set before this connect.
+                // SAFETY: address is a sockaddr of address.len() bytes, as
+                // getsockname returned it.
+                let ret = unsafe {
+                    libc::connect(
+                        fd,
+                        address.as_ptr().cast(),
+                        address.len() as libc::socklen_t,
+                    )
+                };
+                if ret < 0 {
+                    return Err(RestoreError::Open {
+                        path: format!(
+                            "socket:[{client}] (connect to the listening socket socket:[{}])",
+                            listener.inode
+                        ),
+                        source: std::io::Error::last_os_error(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns one end of a connected Unix socket. The ends of an accepted
+    /// connection exist already; otherwise the first end seen creates both
+    /// with socketpair(2). Each end's saved receive queue is sent from the
+    /// other end when its own record is seen.
     fn connected_socket(
         &mut self,
         image: &Image,
@@ -153,7 +391,31 @@ impl Descriptions {
             path: format!("socket:[{}]", record.inode),
             source,
         };
+        let datagram = record.socket_type == libc::SOCK_DGRAM;
+        let connected_back = self
+            .unix_sockets
+            .get(&peer)
+            .is_some_and(|peer_record| peer_record.peer == Some(record.inode));
+        if datagram && !connected_back && !self.socket_ends.contains_key(&record.inode) {
+            // Connected one way: bound now, connected to its peer's
+            // address once the peer exists.
+            let socket = crate::restore::socket::create(record)?;
+            let socket = move_above(socket, self.base, Path::new("a socket"))?;
+            self.socket_ends.insert(record.inode, (socket, false));
+            self.one_way.push((record.inode, peer));
+        }
         if !self.socket_ends.contains_key(&record.inode) {
+            let peer_record = self.unix_sockets.get(&peer);
+            let peer_named = peer_record.is_some_and(|peer| peer.address.0.len() > 2);
+            let named = record.address.0.len() > 2 || peer_named;
+            if named && record.socket_type != libc::SOCK_DGRAM {
+                return Err(RestoreError::Unsupported {
+                    reason: format!(
+                        "socket:[{}] and its peer socket:[{peer}] are connected and named, but neither is marked accepted",
+                        record.inode
+                    ),
+                });
+            }
             let mut ends = [0; 2];
             // SAFETY: socketpair writes two fds into the array.
             if unsafe {
@@ -170,12 +432,20 @@ impl Descriptions {
             // SAFETY: both fds are new and owned from here on.
             let (mine, theirs) =
                 unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+            // A datagram socket connected to a named peer is bound after
+            // socketpair, which works because the ends have no address yet.
+            crate::restore::socket::bind_saved_address(&mine, record)?;
+            if let Some(peer_record) = peer_record {
+                crate::restore::socket::bind_saved_address(&theirs, peer_record)?;
+            }
             let mine = move_above(mine, self.base, Path::new("socketpair"))?;
             let theirs = move_above(theirs, self.base, Path::new("socketpair"))?;
             self.socket_ends.insert(record.inode, (mine, false));
             self.socket_ends.insert(peer, (theirs, false));
         }
-        if let Some(name) = &record.queued {
+        // Datagrams may have other senders than the peer, so they are
+        // sent once every socket exists.
+        if let (Some(name), false) = (&record.queued, datagram) {
             if !self.socket_ends[&record.inode].1 {
                 let sender = self.socket_ends[&peer].0.as_raw_fd();
                 fill_queue(image, name, sender, record.socket_type)?;
@@ -650,21 +920,7 @@ fn fill_queue(
         .data_reader(name, RecordKind::FileData)?
         .read_all(MAX_QUEUE_BYTES)?;
 
-    // The queue fit the original receiver, but the new sender's buffer may
-    // be smaller; SO_SNDBUFFORCE (root) makes room for all of it. Each
-    // queued message costs about a kilobyte of buffer beyond its bytes, so
-    // the room is generous.
-    let room = (data.len() as libc::c_int).saturating_mul(4).max(8 << 20);
-    // SAFETY: room is a valid c_int of the size given.
-    unsafe {
-        libc::setsockopt(
-            sender,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUFFORCE,
-            (&room as *const libc::c_int).cast(),
-            4,
-        );
-    }
+    make_send_room(sender, data.len());
     let send = |bytes: &[u8]| -> Result<(), RestoreError> {
         // SAFETY: sends from a live buffer of its length.
         let sent = unsafe {
@@ -686,16 +942,47 @@ fn fill_queue(
     if socket_type == libc::SOCK_STREAM {
         return send(&data);
     }
+    for message in split_datagrams(&data, name)? {
+        send(message)?;
+    }
+    Ok(())
+}
+
+/// Splits a saved queue of messages, each a little-endian u32 length and
+/// its bytes.
+fn split_datagrams<'a>(data: &'a [u8], name: &str) -> Result<Vec<&'a [u8]>, RestoreError> {
+    let mut messages = Vec::new();
     let mut at = 0;
     while at + 4 <= data.len() {
         let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let datagram = data
+        let message = data
             .get(at + 4..at + 4 + len)
             .ok_or_else(|| RestoreError::Unsupported {
                 reason: format!("the saved socket queue {name} ends inside a datagram"),
             })?;
-        send(datagram)?;
+        messages.push(message);
         at += 4 + len;
     }
-    Ok(())
+    Ok(messages)
+}
+
+/// Enlarges the send buffer of `sender` for `bytes` of saved queue. The
+/// queue fit the original receiver, but the new sender's buffer may be
+/// smaller, and SO_SNDBUFFORCE (root) makes room for all of it. Each queued
+/// message costs about a kilobyte of buffer beyond its bytes, so the room
+/// is generous.
+fn make_send_room(sender: i32, bytes: usize) {
+    let room = (bytes.min(i32::MAX as usize) as libc::c_int)
+        .saturating_mul(4)
+        .max(8 << 20);
+    // SAFETY: room is a valid c_int of the size given.
+    unsafe {
+        libc::setsockopt(
+            sender,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            (&room as *const libc::c_int).cast(),
+            4,
+        );
+    }
 }

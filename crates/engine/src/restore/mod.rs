@@ -204,6 +204,7 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         .filter_map(|p| p.live.as_ref().map(|live| &live.1))
         .collect();
     let mut descriptions = Descriptions::new(&tables);
+    descriptions.connect_unix_sockets()?;
     let mut opened = Vec::new();
     for entry in &processes {
         opened.push(match &entry.live {
@@ -218,6 +219,8 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
             None => None,
         });
     }
+
+    descriptions.finish_unix_sockets(&image)?;
 
     let new_ipc = ipc.is_some();
     let (mut tree, reason) = match &options.pid_namespace {

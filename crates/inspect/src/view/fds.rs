@@ -245,14 +245,38 @@ pub fn entry(fd: &Fd) -> FdEntry {
         OpenFile::Socket(record) => {
             entry.path = socket_address(record);
             entry.flags = record.flags;
-            entry.detail = Some(match record.backlog {
-                Some(backlog) => format!("listening, backlog {backlog}"),
-                None => "bound".to_string(),
-            });
+            entry.detail = Some(socket_detail(record));
         }
     }
     entry.flags_decoded = open_flags(entry.flags);
     entry
+}
+
+/// Describes a socket's state in words: listening (with its backlog and
+/// the connections waiting to be accepted), connected (with its peer and
+/// the file of its waiting data) or bound.
+fn socket_detail(record: &stasis_image::SocketRecord) -> String {
+    if let Some(backlog) = record.backlog {
+        let mut detail = format!("listening, backlog {backlog}");
+        if !record.pending.is_empty() {
+            detail.push_str(&format!(
+                ", {} connections waiting to be accepted",
+                record.pending.len()
+            ));
+        }
+        return detail;
+    }
+    let Some(peer) = record.peer else {
+        return "bound".to_string();
+    };
+    let mut detail = format!("connected to socket:[{peer}]");
+    if record.accepted {
+        detail.push_str(", accepted");
+    }
+    if let Some(queued) = &record.queued {
+        detail.push_str(&format!(", data waiting in {queued}"));
+    }
+    detail
 }
 
 /// Describes a socket's family, type and bound address in words.
