@@ -675,7 +675,7 @@ mod tests {
     fn oversized_key_file_is_rejected() {
         let temp = TempDir::new();
         let path = temp.path().join("big.pub");
-        fs::write(&path, vec![b'a'; 4096]).unwrap();
+        fs::write(&path, vec![b'a'; MAX_KEY_FILE_SIZE as usize + 1]).unwrap();
         let error = PublicKey::load(&path).unwrap_err();
         assert!(matches!(error, SealError::TooLarge { .. }), "{error}");
     }
