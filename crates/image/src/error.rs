@@ -102,7 +102,7 @@ pub enum ImageError {
     },
 
     #[error(
-        "the image in {dir} is encrypted with key {key_id}; give that key (stasis: --key FILE) \
+        "the image in {dir} is encrypted with key {key_id}; pass that key with --key KEYFILE \
          to read its records and data"
     )]
     Encrypted { dir: PathBuf, key_id: String },

@@ -35,7 +35,7 @@ pub enum SealError {
     AlreadyExists { path: PathBuf },
 
     #[error(
-        "private key {path} has mode {mode:04o}, so users other than its owner can access it; \
+        "key file {path} has mode {mode:04o}, so users other than its owner can access it; \
          run `chmod 600 {path}` and check who may have copied it"
     )]
     KeyPermissions { path: PathBuf, mode: u32 },

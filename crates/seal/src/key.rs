@@ -321,7 +321,15 @@ fn unseal_tpm_key(text: &str, path: &Path) -> Result<Zeroizing<[u8; 32]>, SealEr
         .filter(|value| !value.is_empty())
         .unwrap_or_else(|| recorded.to_string());
     let mut tpm = crate::tpm::Tpm::open(Some(&tcti))?;
-    let secret = tpm.unseal_secret(&sealed)?;
+    let secret = tpm.unseal_secret(&sealed).map_err(|error| {
+        SealError::invalid_key(
+            path,
+            format!(
+                "the TPM at {tcti} cannot unseal it, so it was sealed by another TPM or this \
+                 TPM was cleared ({error})"
+            ),
+        )
+    })?;
     let key: [u8; 32] = secret
         .as_slice()
         .try_into()

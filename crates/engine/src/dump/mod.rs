@@ -71,6 +71,10 @@ pub struct DumpSummary {
     pub frozen_ms: f64,
     pub total_ms: f64,
     pub left_running: bool,
+    /// ID of the key that encrypted the image; absent for an image in
+    /// clear.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key_id: Option<String>,
 }
 
 /// Dumps the process tree rooted at `options.pid` into `options.dir`.
@@ -276,6 +280,7 @@ fn write_image(
         frozen_ms: 0.0,
         total_ms: 0.0,
         left_running: options.leave_running,
+        encryption_key_id: options.encryption_key.as_ref().map(|key| key.key_id()),
     };
     let mut stats = DumpStats::default();
     let mut xsave_size = 0;

@@ -573,7 +573,19 @@ fn render_header(summary: &Summary, image: &LoadedImage, style: &Style) -> Strin
         ),
         (
             "Integrity",
-            render_integrity_line(&summary.integrity, style),
+            if summary.encryption.as_ref().is_some_and(|e| !e.decrypted) && summary.integrity.intact
+            {
+                style.paint(
+                    Paint::Good,
+                    &format!(
+                        "all {} files match their hashes; the records cannot be checked \
+                         without the key",
+                        summary.integrity.files_listed
+                    ),
+                )
+            } else {
+                render_integrity_line(&summary.integrity, style)
+            },
         ),
     ];
     if summary.integrity.seal_file_present {

@@ -155,6 +155,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             summary.frozen_ms,
             if summary.left_running { ", left running" } else { "" },
         );
+        if let Some(key_id) = &summary.encryption_key_id {
+            println!("encrypted with key {key_id}; restore and inspect need that key (--key)");
+        }
         if let Some(seal) = &seal {
             println!(
                 "sealed {} with {}",

@@ -95,6 +95,15 @@ fn decode(path: &Path, ignore_checksum: bool) -> anyhow::Result<ExitCode> {
     } else {
         decode_record_file(&bytes, path)
     };
+    let decoded = decoded.map_err(|error| match encrypted_image_of(path) {
+        Some(key_id) => anyhow::anyhow!(
+            "{} belongs to an image encrypted with key {key_id}, and `stasis image decode` \
+             reads records in clear only; show its contents with `stasis inspect DIR --key \
+             KEYFILE --json` instead",
+            path.display()
+        ),
+        None => anyhow::Error::new(error),
+    });
     let (kind, value) = decoded.with_context(|| format!("cannot decode {}", path.display()))?;
 
     let mut text = stasis_inspect::pretty_record_json(kind, value)
@@ -102,6 +111,23 @@ fn decode(path: &Path, ignore_checksum: bool) -> anyhow::Result<ExitCode> {
     text.push('\n');
     write_stdout(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Returns the key ID of the encrypted image that the file at `path` is
+/// part of, found in the manifest next to it, or None.
+fn encrypted_image_of(path: &Path) -> Option<String> {
+    let dir = path.parent()?;
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let image = stasis_image::Image::open(dir).ok()?;
+    image
+        .manifest()
+        .encryption
+        .as_ref()
+        .map(|encryption| encryption.key_id.clone())
 }
 
 /// Reads a regular file of at most the size limit for record files.

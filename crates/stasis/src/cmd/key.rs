@@ -9,7 +9,7 @@ use stasis_seal::{generate_encryption_key, generate_key_pair};
 
 use crate::output;
 
-/// Manage the keys that seal images.
+/// Manage the keys that seal and encrypt images.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -100,10 +100,17 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
                 summary.encryption_key.display(),
                 summary.key_id
             );
-            println!(
-                "keep it secret and keep a copy: an image encrypted with it cannot be restored \
-                 or inspected without it"
-            );
+            if args.tpm {
+                println!(
+                    "the key exists only sealed by this TPM: an image encrypted with it can be \
+                     restored only on this host, and clearing the TPM loses it"
+                );
+            } else {
+                println!(
+                    "keep it secret and keep a copy: an image encrypted with it cannot be \
+                     restored or inspected without it"
+                );
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
