@@ -43,8 +43,6 @@ pub struct OpenedFiles {
     /// Lowest fd number of the files stasis opened; every recorded fd is
     /// below it.
     pub base: i32,
-    /// The pages file, read and checked chunk by chunk.
-    pub pages: stasis_image::DataReader,
     pub exe: OwnedFd,
     pub cwd: OwnedFd,
     /// Per file mapping: the fd to mmap, keyed by VMA start address.
@@ -613,8 +611,6 @@ impl OpenedFiles {
     ) -> Result<OpenedFiles, RestoreError> {
         let base = descriptions.base;
 
-        let pages = image.data_reader(&map.pages_file, RecordKind::Pages)?;
-
         check_identity(&process.exe, check)?;
         let exe = open_at(Path::new(&process.exe.path), libc::O_RDONLY, base)?;
         let cwd = open_at(
@@ -680,7 +676,6 @@ impl OpenedFiles {
 
         Ok(OpenedFiles {
             base,
-            pages,
             exe,
             cwd,
             mappings,

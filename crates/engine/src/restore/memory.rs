@@ -215,6 +215,7 @@ pub fn map_and_fill(
     remote: &mut RemoteProcess,
     map: &MemoryMap,
     files: &OpenedFiles,
+    pages: &DataReader,
 ) -> Result<(), RestoreError> {
     let pid = remote.pid();
     let mut filled = vec![false; map.vmas.len()];
@@ -235,7 +236,7 @@ pub fn map_and_fill(
         map_vma(remote, map, vma, files, fill)?;
     }
 
-    fill_pages(pid, map, &files.pages)?;
+    fill_pages(pid, map, pages)?;
 
     for (vma, &fill) in map.vmas.iter().zip(&filled) {
         if fill && vma.prot & libc::PROT_WRITE as u32 == 0 {

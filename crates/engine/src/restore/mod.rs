@@ -259,7 +259,7 @@ pub fn restore(options: &RestoreOptions) -> Result<RestoreSummary, RestoreError>
         );
     }
 
-    rebuild_all(&mut tree, &processes, &opened)?;
+    rebuild_all(&mut tree, &image, &processes, &opened)?;
     if let Some(ipc) = &ipc {
         ipc::finish(root_pid, ipc)?;
     }
@@ -405,6 +405,7 @@ fn create_tree(
 /// Rebuilds every live process of the tree.
 fn rebuild_all(
     tree: &mut Tree,
+    image: &Image,
     processes: &[ProcessImage],
     opened: &[Option<OpenedFiles>],
 ) -> Result<(), RestoreError> {
@@ -419,7 +420,10 @@ fn rebuild_all(
         created.remote()?;
         let main = created.remote.take().expect("made above");
         let close_keeping = closers.get(&entry.process.pid).map(Vec::as_slice);
-        let threads = rebuild(main, &entry.process, map, files, close_keeping)?;
+        // Opened only now, when every process exists, so that no process
+        // inherits the fd and has to close it with one more remote call.
+        let pages = image.data_reader(&map.pages_file, stasis_image::RecordKind::Pages)?;
+        let threads = rebuild(main, &entry.process, map, files, &pages, close_keeping)?;
         created.threads = threads;
     }
     Ok(())
@@ -436,6 +440,7 @@ fn rebuild(
     process: &Process,
     map: &MemoryMap,
     files: &OpenedFiles,
+    pages: &stasis_image::DataReader,
     close_keeping: Option<&[i32]>,
 ) -> Result<Vec<i32>, RestoreError> {
     let pid = main.pid();
@@ -446,7 +451,7 @@ fn rebuild(
     // (stasis itself) exists, and the image may map the same file, so the
     // mm fields are set between emptying and refilling the address space.
     process::set_mm(&mut main, scratch, process, files)?;
-    memory::map_and_fill(&mut main, map, files)?;
+    memory::map_and_fill(&mut main, map, files, pages)?;
     if process.fs_shared_with.is_none() {
         process::enter_cwd(&mut main, files)?;
     }
