@@ -378,6 +378,12 @@ fn encrypted_image_restores_only_with_its_key() {
     assert!(run.stdout.contains("decrypted with the key given"), "{run}");
     assert!(run.stdout.contains("memtest"), "{run}");
 
+    let run = env.stasis(&["diff", image_text, image_text]);
+    assert_failed_with(&run, &["cannot be compared without it", "--key"]);
+    let run = env.stasis(&["diff", image_text, image_text, "--key", path_text(&key)]);
+    assert!(run.success(), "diff with the key failed:\n{run}");
+    assert!(run.stdout.contains("no differences"), "{run}");
+
     // Sealed and encrypted: verify needs no key, restore needs both.
     let run = env.stasis(&["seal", image_text, "--key", path_text(&signing_key)]);
     assert!(run.success(), "seal failed:\n{run}");

@@ -22,13 +22,44 @@ pub struct Args {
     /// docs/INSPECT.md).
     #[arg(long)]
     json: bool,
+
+    /// Image key file for encrypted images; an image in clear is read
+    /// without it. Both encrypted images must use this key.
+    #[arg(long, value_name = "KEYFILE")]
+    key: Option<PathBuf>,
+}
+
+/// Loads the image in `dir`, with `key` if the image is encrypted. A
+/// locked encrypted image is an error, since its records cannot be
+/// compared.
+fn load(
+    dir: &std::path::Path,
+    key: Option<&stasis_image::ImageKey>,
+) -> anyhow::Result<stasis_inspect::LoadedImage> {
+    let clear = stasis_inspect::load(dir)
+        .with_context(|| format!("cannot read image {}", dir.display()))?;
+    if let stasis_inspect::EncryptionState::Locked { key_id } = &clear.encryption {
+        let Some(key) = key else {
+            anyhow::bail!(
+                "{} is encrypted with key {key_id}, so its records cannot be compared without \
+                 it; pass --key KEYFILE",
+                dir.display()
+            );
+        };
+        return stasis_inspect::load_with_key(dir, Some(key))
+            .with_context(|| format!("cannot read image {}", dir.display()));
+    }
+    Ok(clear)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let a = stasis_inspect::load(&args.a)
-        .with_context(|| format!("cannot read image {}", args.a.display()))?;
-    let b = stasis_inspect::load(&args.b)
-        .with_context(|| format!("cannot read image {}", args.b.display()))?;
+    let key = args
+        .key
+        .as_deref()
+        .map(crate::cmd::key::load_encryption_key)
+        .transpose()?;
+    let a = load(&args.a, key.as_ref())?;
+    let b = load(&args.b, key.as_ref())?;
     let diff = stasis_inspect::diff::diff(&a, &b);
 
     if args.json {
