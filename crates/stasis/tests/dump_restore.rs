@@ -265,18 +265,6 @@ fn restore_stops_at_a_changed_chunk_and_leaves_nothing() {
     memtest.finish_and_check(&env);
 }
 
-/// Asserts that `run` failed and that its stderr contains each of `parts`.
-fn assert_failed_with(run: &StasisRun, parts: &[&str]) {
-    assert!(!run.success(), "`{}` succeeded:\n{run}", run.command);
-    for part in parts {
-        assert!(
-            run.stderr.contains(part),
-            "`{}` stderr lacks {part:?}:\n{run}",
-            run.command
-        );
-    }
-}
-
 #[test]
 fn encrypted_image_restores_only_with_its_key() {
     let Some(env) = TestEnv::new("encrypted_image_restores_only_with_its_key") else {

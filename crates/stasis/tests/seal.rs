@@ -152,32 +152,6 @@ fn verify(env: &TestEnv, image: &Path, public: &Path) -> StasisRun {
     env.stasis(&["verify", text(image), "--pubkey", text(public)])
 }
 
-/// Asserts that `run` failed and that its output contains every string in
-/// `expected`.
-fn assert_failed_with(run: &StasisRun, expected: &[&str]) {
-    assert!(
-        !run.success(),
-        "`{}` should have failed:\n{run}",
-        run.command
-    );
-    let output = format!("{}{}", run.stdout, run.stderr);
-    for part in expected {
-        assert!(
-            output.contains(part),
-            "output of `{}` lacks {part:?}:\n{run}",
-            run.command
-        );
-    }
-}
-
-/// Flips the bits of byte `offset` of `image/name`.
-fn flip_byte(image: &Path, name: &str, offset: usize) {
-    let path = image.join(name);
-    let mut bytes = fs::read(&path).unwrap_or_else(|error| panic!("read {name}: {error}"));
-    bytes[offset] ^= 0xff;
-    fs::write(&path, bytes).unwrap_or_else(|error| panic!("write {name}: {error}"));
-}
-
 /// Rewrites the manifest of `image` as a well-formed manifest with a
 /// different `created_unix`, as someone editing an image would.
 fn edit_manifest(image: &Path) {

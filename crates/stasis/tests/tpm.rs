@@ -36,24 +36,6 @@ fn text(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
 }
 
-/// Asserts that `run` failed and that its output contains every string in
-/// `expected`.
-fn assert_failed_with(run: &StasisRun, expected: &[&str]) {
-    assert!(
-        !run.success(),
-        "`{}` should have failed:\n{run}",
-        run.command
-    );
-    let output = format!("{}{}", run.stdout, run.stderr);
-    for part in expected {
-        assert!(
-            output.contains(part),
-            "output of `{}` lacks {part:?}:\n{run}",
-            run.command
-        );
-    }
-}
-
 fn verify_tpm(env: &TestEnv, image: &Path, swtpm: &Swtpm) -> StasisRun {
     env.stasis(&["verify", text(image), "--tpm", "--tcti", &swtpm.tcti()])
 }
@@ -94,13 +76,6 @@ fn dump_sleep(env: &TestEnv, name: &str) -> (PathBuf, Pid) {
     let image = env.path(name);
     env.dump_and_reap(pid, &image);
     (image, pid)
-}
-
-fn flip_byte(image: &Path, name: &str, offset: usize) {
-    let path = image.join(name);
-    let mut bytes = fs::read(&path).unwrap_or_else(|error| panic!("read {name}: {error}"));
-    bytes[offset] ^= 0xff;
-    fs::write(&path, bytes).unwrap_or_else(|error| panic!("write {name}: {error}"));
 }
 
 fn parse_primes_checked(text: &str) -> Option<u64> {

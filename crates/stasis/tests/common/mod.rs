@@ -834,3 +834,29 @@ pub fn copy_dir(source: &Path, destination: &Path) {
         });
     }
 }
+
+/// Asserts that `run` failed and that its stdout or stderr contains every
+/// string in `expected`.
+pub fn assert_failed_with(run: &StasisRun, expected: &[&str]) {
+    assert!(
+        !run.success(),
+        "`{}` should have failed:\n{run}",
+        run.command
+    );
+    let output = format!("{}{}", run.stdout, run.stderr);
+    for part in expected {
+        assert!(
+            output.contains(part),
+            "output of `{}` lacks {part:?}:\n{run}",
+            run.command
+        );
+    }
+}
+
+/// Flips every bit of byte `offset` of the file `name` in `image`.
+pub fn flip_byte(image: &Path, name: &str, offset: usize) {
+    let path = image.join(name);
+    let mut bytes = fs::read(&path).unwrap_or_else(|error| panic!("read {name}: {error}"));
+    bytes[offset] ^= 0xff;
+    fs::write(&path, bytes).unwrap_or_else(|error| panic!("write {name}: {error}"));
+}
