@@ -146,7 +146,7 @@ impl ChunkHasher {
     /// Returns the BLAKE3 hash of all the data and the trailer bytes.
     pub fn finish(mut self) -> (blake3::Hash, Vec<u8>) {
         if self.len <= CHUNK_SIZE {
-            // One chunk at most: its hasher holds all the data.
+            // One chunk at most, so its hasher has seen all the data.
             let only = self.pending.take().unwrap_or(self.current);
             return (only.finalize(), Vec::new());
         }
@@ -237,7 +237,7 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_byte_changes_only_its_chunk_value() {
+    fn chunk_value_changes_with_one_byte() {
         let mut bytes = data(3 * CHUNK_SIZE as usize);
         let before: Vec<ChainingValue> = (0..3)
             .map(|i| {

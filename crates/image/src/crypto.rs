@@ -119,6 +119,26 @@ impl fmt::Debug for FileCipher {
     }
 }
 
+/// Decrypts a record file of an encrypted image, whose header is valid,
+/// into the same record file in clear: the payload decrypted, and the
+/// header's payload length and checksum set to match it.
+pub fn clear_record_file(
+    bytes: &[u8],
+    cipher: &FileCipher,
+    path: &std::path::Path,
+) -> Result<Vec<u8>, crate::ImageError> {
+    let header = crate::format::parse_header(bytes, path)?;
+    let mut payload = bytes[crate::HEADER_SIZE as usize..].to_vec();
+    cipher
+        .open(0, true, &mut payload)
+        .map_err(|_| crate::ImageError::DecryptFailed {
+            path: path.to_path_buf(),
+            chunk: 0,
+            chunks: 1,
+        })?;
+    Ok(crate::format::record_file_bytes(header.kind, &payload))
+}
+
 /// A message that did not decrypt: the tag does not match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecryptFailed;

@@ -232,20 +232,12 @@ impl Image {
     pub fn read_record<T: Record>(&self, name: &str) -> Result<T, ImageError> {
         let cipher = self.cipher(name)?;
         let (bytes, path) = self.checked_record_bytes(name, T::KIND)?;
-        let record: T = match cipher {
-            None => decode_record_bytes::<T>(&bytes, T::KIND, &path)?.1,
-            Some(cipher) => {
-                let mut payload = bytes[HEADER_SIZE as usize..].to_vec();
-                cipher
-                    .open(0, true, &mut payload)
-                    .map_err(|_| ImageError::DecryptFailed {
-                        path: path.clone(),
-                        chunk: 0,
-                        chunks: 1,
-                    })?;
-                crate::format::decode_payload(&payload, &path)?
-            }
+        let bytes = match cipher {
+            None => bytes,
+            Some(cipher) => crypto::clear_record_file(&bytes, &cipher, &path)?,
         };
+        // The header and checksum were checked above.
+        let record: T = crate::format::decode_payload(&bytes[HEADER_SIZE as usize..], &path)?;
         record.validate(&path)?;
         Ok(record)
     }

@@ -107,7 +107,7 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     #[serde(default)]
     pub stats: DumpStats,
-    /// How the other files are encrypted; absent for an image in clear.
+    /// Encryption of the other files, absent for an image in clear.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
 }

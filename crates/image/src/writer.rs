@@ -165,8 +165,12 @@ impl ImageWriter {
             kind,
             hasher: ChunkHasher::new(),
             len: 0,
+            pending: if cipher.is_some() {
+                Vec::with_capacity(crate::chunks::CHUNK_SIZE as usize)
+            } else {
+                Vec::new()
+            },
             cipher,
-            pending: Vec::new(),
             chunks_sealed: 0,
             plain_len: 0,
         })
@@ -358,9 +362,7 @@ pub struct DataWriter {
     len: u64,
     /// Key of the file in an encrypted image.
     cipher: Option<FileCipher>,
-    /// Plain data not yet sealed: a chunk is sealed once more data follows
-    /// it or the file is finished, because the last chunk is sealed
-    /// differently.
+    /// Plain data of the chunk not yet sealed, at most one chunk.
     pending: Vec<u8>,
     chunks_sealed: u64,
     /// Bytes of plain data given to `write`.
@@ -371,42 +373,43 @@ impl DataWriter {
     /// Appends `data` and returns the offset of its first byte relative to
     /// the start of the data, that is, the file offset minus
     /// [`PAGE_DATA_OFFSET`].
-    pub fn write(&mut self, data: &[u8]) -> Result<u64, ImageError> {
+    pub fn write(&mut self, mut data: &[u8]) -> Result<u64, ImageError> {
         let offset = self.plain_len;
         self.plain_len += data.len() as u64;
         if self.cipher.is_none() {
             return self.store(data).map(|()| offset);
         }
-        self.pending.extend_from_slice(data);
-        if self.pending.len() as u64 > PLAIN_CHUNK_SIZE {
-            self.seal_pending(false)?;
+
+        let chunk = PLAIN_CHUNK_SIZE as usize;
+        while !data.is_empty() {
+            // A full chunk is sealed only once more data follows it,
+            // because the last chunk of a file is sealed differently.
+            if self.pending.len() == chunk {
+                self.seal_pending(false)?;
+            }
+            let take = (chunk - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
         }
         Ok(offset)
     }
 
-    /// Seals and stores the pending chunks of an encrypted file: every
-    /// full chunk that more data follows, or all of them when `finish`.
-    fn seal_pending(&mut self, finish: bool) -> Result<(), ImageError> {
-        let Some(cipher) = self.cipher.take() else {
+    /// Seals the pending chunk of an encrypted file in place and stores
+    /// it. `last` marks the final chunk of the file.
+    fn seal_pending(&mut self, last: bool) -> Result<(), ImageError> {
+        let Some(cipher) = &self.cipher else {
             return Ok(());
         };
-        let chunk = PLAIN_CHUNK_SIZE as usize;
-        let mut start = 0;
-        let mut result = Ok(());
-        while result.is_ok()
-            && (self.pending.len() - start > chunk || (finish && start < self.pending.len()))
-        {
-            let end = (start + chunk).min(self.pending.len());
-            let last = finish && end == self.pending.len();
-            let mut sealed = Vec::with_capacity(end - start + crypto::TAG_SIZE as usize);
-            sealed.extend_from_slice(&self.pending[start..end]);
-            cipher.seal(self.chunks_sealed, last, &mut sealed);
-            self.chunks_sealed += 1;
-            result = self.store(&sealed);
-            start = end;
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        self.pending.drain(..start);
-        self.cipher = Some(cipher);
+        cipher.seal(self.chunks_sealed, last, &mut self.pending);
+        self.chunks_sealed += 1;
+
+        let sealed = std::mem::take(&mut self.pending);
+        let result = self.store(&sealed);
+        self.pending = sealed;
+        self.pending.clear();
         result
     }
 

@@ -34,6 +34,7 @@ fn encrypted_image() -> (TempDir, PathBuf) {
     writer
         .encrypt_with(key(1), [9u8; SALT_SIZE])
         .expect("encrypt");
+
     writer
         .write_record(PROCESS, &sample_process())
         .expect("write process");
@@ -43,6 +44,7 @@ fn encrypted_image() -> (TempDir, PathBuf) {
     writer
         .write_record(FDS, &sample_fd_table())
         .expect("write fd table");
+
     let mut pages = writer
         .data_writer(PAGES, RecordKind::Pages)
         .expect("start pages");
@@ -53,6 +55,7 @@ fn encrypted_image() -> (TempDir, PathBuf) {
         .expect("start file data");
     file.write(FILE_CONTENT).expect("write file data");
     writer.finish_data(file).expect("finish file data");
+
     let mut large = writer
         .data_writer(LARGE_DATA, RecordKind::FileData)
         .expect("start large data");
@@ -203,7 +206,7 @@ fn stored_data(dir: &Path, name: &str) -> Vec<u8> {
 }
 
 #[test]
-fn file_cut_at_a_chunk_boundary_does_not_decrypt() {
+fn cut_file_does_not_decrypt() {
     let (_temp, dir) = encrypted_image();
     let stored = stored_data(&dir, LARGE_DATA);
     // Drop the last chunk: what is left is whole chunks that match their

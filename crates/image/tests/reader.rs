@@ -539,9 +539,11 @@ fn large_data_file_names_the_changed_chunk() {
     let reader = image
         .data_reader(LARGE_DATA, RecordKind::FileData)
         .expect("the chunk hashes are intact");
+
     let mut chunk = Vec::new();
     reader.read_chunk(0, &mut chunk).expect("chunk 0 is intact");
     reader.read_chunk(1, &mut chunk).expect("chunk 1 is intact");
+
     let error = reader.read_chunk(2, &mut chunk).unwrap_err();
     assert!(
         matches!(

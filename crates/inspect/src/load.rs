@@ -510,22 +510,12 @@ impl<'a> Ciphers<'a> {
     /// Returns the record file `bytes` of file `name` with its payload
     /// decrypted, as a record file in clear, or the bytes as they are in
     /// an image in clear.
-    fn clear_record(&self, name: &str, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    fn clear_record(&self, name: &str, bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>, String> {
         let (Some(salt), Some(key)) = (&self.salt, self.key) else {
             return Ok(bytes);
         };
-        let mut payload = bytes
-            .get(HEADER_SIZE as usize..)
-            .unwrap_or_default()
-            .to_vec();
-        crypto::FileCipher::new(key, salt, name)
-            .open(0, true, &mut payload)
-            .map_err(|_| "does not decrypt with the image key".to_string())?;
-        let mut clear = bytes[..HEADER_SIZE as usize].to_vec();
-        clear[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-        clear[24..32].copy_from_slice(&payload_checksum(&payload).to_le_bytes());
-        clear.extend_from_slice(&payload);
-        Ok(clear)
+        let cipher = crypto::FileCipher::new(key, salt, name);
+        crypto::clear_record_file(&bytes, &cipher, path).map_err(|error| error.to_string())
     }
 }
 
@@ -607,7 +597,7 @@ fn check_record<T: Record + DeserializeOwned>(
             return None;
         }
         let checked = ciphers
-            .clear_record(&entry.name, bytes)
+            .clear_record(&entry.name, bytes, path)
             .and_then(|clear| verify_record::<T>(&clear, path, version));
         return match checked {
             Ok(record) => Some(Checked {

@@ -292,7 +292,7 @@ impl Tpm {
     ///
     /// The secret becomes a TPM sealed data object (a keyed-hash object
     /// without sign or decrypt use) under the owner hierarchy's storage
-    /// primary key, an ECC P-256 key from a fixed template. The blob holds
+    /// primary key, an ECC P-256 key from a fixed template. The blob contains
     /// the object's public area and its private area, which the TPM
     /// encrypted with the storage key.
     pub fn seal_secret(&mut self, secret: &[u8]) -> Result<SealedSecret, SealError> {

@@ -156,7 +156,7 @@ pub(crate) fn check_trusted_signature(
 /// - `tpm` derives the same key for the seal's PCR binding, so the seal
 ///   was made by this TPM;
 /// - the signature verifies with that key (in the TPM);
-/// - each PCR of the binding holds the value that the seal records.
+/// - each PCR of the binding has the value that the seal records.
 pub fn check_tpm_signature(
     seal: &Seal,
     seal_path: &Path,

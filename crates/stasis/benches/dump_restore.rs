@@ -1,8 +1,8 @@
-//! Dump and restore throughput of a process holding 1 GiB of written,
-//! incompressible memory, next to memcpy on the same machine, and what
-//! checking the image costs: the restore is timed with its chunk checks
-//! and again with them turned off, and a full check of the image
-//! (`stasis verify` without a seal) is timed on its own. A second
+//! Dump and restore throughput of a process with 1 GiB of written,
+//! incompressible memory, next to memcpy on the same machine. The bench
+//! also measures what checking the image costs. The restore is timed with
+//! its chunk checks and again with them turned off, and a full check of
+//! the image (`stasis verify` without a seal) is timed on its own. A second
 //! workload is dumped with `--encrypt` and restored with its key, to show
 //! what encryption costs.
 //!

@@ -203,12 +203,12 @@ fn memtest_restore_passes_self_check() {
 }
 
 #[test]
-fn restore_stops_at_a_changed_chunk_and_leaves_nothing() {
-    let Some(env) = TestEnv::new("restore_stops_at_a_changed_chunk_and_leaves_nothing") else {
+fn restore_stops_at_changed_chunk() {
+    let Some(env) = TestEnv::new("restore_stops_at_changed_chunk") else {
         return;
     };
     if !cpu_has_avx2() {
-        eprintln!("skipping restore_stops_at_a_changed_chunk: memtest needs a CPU with AVX2");
+        eprintln!("skipping restore_stops_at_changed_chunk: memtest needs a CPU with AVX2");
         return;
     }
     let memtest = Memtest::start(&env, "memtest", 16);
@@ -308,7 +308,7 @@ fn encrypted_image_restores_only_with_its_key() {
     env.dump_and_reap_with(memtest.pid, &image, &["--encrypt", path_text(&key)]);
 
     // The state directory is an argument of memtest, so a clear image has
-    // it in the saved stack; an encrypted image must not show it anywhere.
+    // it in the saved stack. An encrypted image must not show it anywhere.
     let marker = memtest
         .dir
         .to_str()

@@ -392,8 +392,8 @@ fn missing_tpm_is_named() {
 }
 
 #[test]
-fn tpm_held_image_key_decrypts_only_on_its_tpm() {
-    let Some(env) = TestEnv::new("tpm_held_image_key_decrypts_only_on_its_tpm") else {
+fn tpm_image_key_needs_its_tpm() {
+    let Some(env) = TestEnv::new("tpm_image_key_needs_its_tpm") else {
         return;
     };
     let swtpm = start_swtpm(&env);

@@ -309,8 +309,8 @@ fn save_content(link_path: &str, name: &str, image: &mut ImageWriter) -> Result<
 
 impl Descriptions {
     /// Rejects a Unix socket connected to a socket that no process of the
-    /// tree holds, because after restore that socket would be gone. The
-    /// message names the process that holds the other socket.
+    /// tree has open, because after restore that socket would be gone. The
+    /// message names the process that has the other socket open.
     pub fn check_socket_peers(&self) -> Result<(), DumpError> {
         for &(pid, fd, inode, peer) in &self.sockets {
             let Some(peer) = peer else { continue };

@@ -7,9 +7,9 @@
 //!    a process must have no seccomp filter, `/` as root, the namespaces of
 //!    stasis, and the IPC namespace of the root, which may be its own;
 //! 2. find processes that share an fd table or fs state without being
-//!    threads, and reject what the image cannot hold: other sharing of
+//!    threads. Reject what the image cannot hold: other sharing of
 //!    resources between processes, pipes or Unix sockets connected outside
-//!    the tree; save the System V objects of the tree's own IPC namespace;
+//!    the tree. Save the System V objects of the tree's own IPC namespace;
 //! 3. for each process, run system calls inside it to read what /proc
 //!    does not show (signal dispositions, sigaltstack, timers, brk …), then
 //!    save its fds, mappings and private pages and its process record;

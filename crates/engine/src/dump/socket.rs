@@ -9,7 +9,7 @@
 //! socket is saved with its peer's inode, found with sock_diag, and the data
 //! waiting in its receive queue; both ends must be in the tree. The listen
 //! backlog of a TCP socket comes from /proc/net/tcp, whose tx_queue column
-//! holds it for listening sockets, and that of a Unix socket from sock_diag.
+//! gives it for listening sockets, and that of a Unix socket from sock_diag.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -210,7 +210,7 @@ pub fn unix_name(address: &[u8]) -> String {
 /// When both ends have names and no listening socket has either, the
 /// listening socket is closed. A client's own name stays bound, and the
 /// name of an accepted socket is bound by no socket, so an abstract name
-/// decides it. Two path names cannot be told apart, but restore binds
+/// decides it. Two path names cannot be distinguished, but restore binds
 /// both inside a private root directory, where either choice gives the
 /// same getsockname and getpeername, so the ends are ordered by address
 /// and inode. `inodes` is (this socket, its peer).

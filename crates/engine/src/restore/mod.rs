@@ -13,7 +13,7 @@
 //!    happens in a new PID namespace (`pidns.rs`). Then the System V
 //!    objects of the IPC namespace are created;
 //! 5. rebuild each process's address space, fds, limits, signals, threads
-//!    and credentials with system calls run inside it; every data file
+//!    and credentials with system calls run inside it. Every data file
 //!    (pages, file contents, socket queues) is checked a chunk at a time
 //!    against the manifest as it is read, before its bytes are used;
 //! 6. set the registers and let the tree run.

@@ -274,7 +274,7 @@ pub const LARGE_DATA: &str = "file-9";
 /// Length of the data of [`LARGE_DATA`]: three and a half chunks.
 pub const LARGE_DATA_LEN: usize = (7 << 20) / 2;
 
-/// The data of [`LARGE_DATA`].
+/// Returns the data of [`LARGE_DATA`].
 pub fn large_data() -> Vec<u8> {
     (0..LARGE_DATA_LEN)
         .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)

@@ -222,8 +222,9 @@ fn kind_name(kind: RecordKind) -> &'static str {
     }
 }
 
-/// Bytes of data in a data file of `size` bytes; a size that fits no data
-/// length counts as all data, and a file shorter than its header as none.
+/// Returns the bytes of data in a data file of `size` bytes. A size that
+/// fits no data length counts as all data, and a file shorter than its
+/// header as none.
 fn data_len(size: u64) -> u64 {
     stasis_image::chunks::data_len_for_file_size(size)
         .unwrap_or_else(|| size.saturating_sub(PAGE_DATA_OFFSET))

@@ -37,7 +37,7 @@ struct GenerateArgs {
     encryption: bool,
 
     /// With --encryption: seal the new key with the TPM, so that KEYFILE
-    /// holds it in a form only this TPM can unseal. Loading the key file
+    /// contains it in a form only this TPM can unseal. Loading the key file
     /// then needs the TPM (the one STASIS_TCTI names, else the one that
     /// sealed it).
     #[arg(long, requires = "encryption")]
